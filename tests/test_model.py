@@ -1,0 +1,145 @@
+"""The model: shapes, hand-counted parameters, causality, every switch."""
+
+import math
+
+import pytest
+import torch
+
+from physlm.model import GPT, ModelConfig, apply_rope, count_params, gpt2_shape, lm_loss
+
+
+def hand_count(cfg: ModelConfig) -> int:
+    """Parameter count written out from the architecture, independent of the module tree."""
+    d, V, L = cfg.n_embd, cfg.vocab_size, cfg.n_layer
+    norm = d if cfg.norm == "rms" or not cfg.bias else 2 * d
+    attn = 4 * d * d + (4 * d if cfg.bias else 0)
+    if cfg.qk_norm:
+        hd = cfg.head_dim
+        attn += 2 * (hd if cfg.norm == "rms" or not cfg.bias else 2 * hd)
+    h = cfg.hidden
+    if cfg.mlp == "gelu":
+        mlp = 2 * d * h + ((h + d) if cfg.bias else 0)
+    elif cfg.mlp == "gated":
+        mlp = 3 * d * h + ((2 * h + d) if cfg.bias else 0)
+    else:
+        mlp = 0
+    block = norm + attn + (norm + mlp if cfg.mlp != "none" else 0)
+    emb = V * d * (1 if cfg.tie_embeddings else 2)
+    pos = cfg.block_size * d if cfg.pos == "learned" else 0
+    return emb + pos + L * block + norm
+
+
+CONFIGS = [
+    dict(),
+    dict(mlp="gated"),
+    dict(mlp="none"),
+    dict(pos="learned", bias=True),
+    dict(pos="none", tie_embeddings=False),
+    dict(qk_norm=True, norm="rms"),
+    dict(qk_norm=True, bias=True),
+]
+
+
+@pytest.mark.parametrize("changes", CONFIGS)
+def test_parameter_count_matches_hand_count(changes):
+    cfg = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=16, **changes)
+    model = GPT(cfg)
+    assert count_params(model) == hand_count(cfg)
+
+
+@pytest.mark.parametrize("changes", CONFIGS)
+def test_output_shape_and_causality(changes):
+    """No output position may depend on a later token."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=30, n_layer=2, n_head=2, n_embd=32, block_size=16, **changes)
+    model = GPT(cfg).eval()
+    x = torch.randint(0, 30, (2, 12))
+    y = model(x)
+    assert y.shape == (2, 12, 30)
+    x2 = x.clone()
+    x2[:, 7:] = (x2[:, 7:] + 1) % 30
+    y2 = model(x2)
+    assert torch.allclose(y[:, :7], y2[:, :7], atol=1e-5)
+    assert not torch.allclose(y[:, 7:], y2[:, 7:], atol=1e-5)
+
+
+def test_gpt2_shape_notation():
+    cfg = gpt2_shape(4, 3, vocab_size=10)
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd) == (4, 3, 192)
+
+
+def test_gated_mlp_has_about_the_same_parameters_as_gelu():
+    base = ModelConfig(vocab_size=10, n_embd=96)
+    a = count_params(GPT(base))
+    b = count_params(GPT(base.with_(mlp="gated")))
+    assert abs(a - b) / a < 0.02
+
+
+def test_count_params_excludes_unused_embedding_rows():
+    cfg = ModelConfig(vocab_size=100, n_embd=16, n_head=2)
+    model = GPT(cfg)
+    used = torch.tensor([1, 2, 3, 3, 7])
+    assert count_params(model) - count_params(model, used) == (100 - 4) * 16
+    untied = GPT(cfg.with_(tie_embeddings=False))
+    assert count_params(untied) - count_params(untied, used) == 2 * (100 - 4) * 16
+
+
+def test_tied_embeddings_share_storage():
+    model = GPT(ModelConfig(vocab_size=20, n_embd=16, n_head=2))
+    assert model.lm_head.weight.data_ptr() == model.wte.weight.data_ptr()
+
+
+def test_rope_rotates_only_the_chosen_fraction_and_preserves_norms():
+    cfg = ModelConfig(vocab_size=10, n_embd=64, n_head=2, rope_fraction=0.25)
+    assert cfg.rotary_dim == 8
+    from physlm.model import rope_tables
+
+    cos, sin = rope_tables(cfg, 5, torch.device("cpu"))
+    x = torch.randn(1, 2, 5, 32)
+    y = apply_rope(x, cos, sin)
+    assert torch.equal(y[..., 8:], x[..., 8:])
+    assert torch.allclose(y[..., :8].norm(dim=-1), x[..., :8].norm(dim=-1), atol=1e-5)
+    assert torch.equal(y[:, :, 0], x[:, :, 0])  # position 0 is not rotated
+
+
+def test_rope_scores_depend_on_relative_position_only():
+    cfg = ModelConfig(vocab_size=10, n_embd=16, n_head=1, rope_fraction=1.0)
+    from physlm.model import rope_tables
+
+    cos, sin = rope_tables(cfg, 12, torch.device("cpu"))
+    q, k = torch.randn(16), torch.randn(16)
+    qs = apply_rope(q.expand(1, 1, 12, 16), cos, sin)[0, 0]
+    ks = apply_rope(k.expand(1, 1, 12, 16), cos, sin)[0, 0]
+    assert math.isclose(float(qs[5] @ ks[2]), float(qs[9] @ ks[6]), rel_tol=1e-4)
+
+
+def test_lm_loss_respects_mask():
+    logits = torch.zeros(1, 3, 4)
+    logits[0, 0, 1] = 10.0
+    targets = torch.tensor([[1, 2, 3]])
+    mask = torch.tensor([[True, False, False]])
+    assert lm_loss(logits, targets, mask).item() < 1e-3
+    assert math.isclose(lm_loss(torch.zeros(1, 3, 4), targets).item(), math.log(4), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(pos="alibi"), "pos"),
+        (dict(mlp="relu"), "mlp"),
+        (dict(n_embd=30, n_head=4), "divisible"),
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(rope_fraction=0.0), "rope_fraction"),
+        (dict(norm="batch"), "norm"),
+    ],
+)
+def test_bad_config_names_the_parameter(bad, match):
+    args = dict(vocab_size=10, n_embd=32, n_head=2) | bad
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**args)
+
+
+def test_sequence_longer_than_block_size_is_refused():
+    model = GPT(ModelConfig(vocab_size=10, n_embd=16, n_head=2, block_size=4))
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 5, dtype=torch.long))
