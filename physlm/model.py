@@ -97,7 +97,7 @@ class ModelConfig:
 
 
 def gpt2_shape(layers: int, heads: int, **kw) -> ModelConfig:
-    """The papers' GPT2-l-h notation: l layers, h heads, width 64h (Part 3.3 Sec. 4, Part 4.1 Sec. 3)."""
+    """The papers' GPT2-l-h shape: l layers, h heads, width 64h (Part 3.3 Sec. 4, Part 4.1)."""
     if heads <= 0 or layers <= 0:
         raise ValueError(f"gpt2_shape needs positive layers and heads, got {layers}, {heads}")
     return ModelConfig(n_layer=layers, n_head=heads, n_embd=64 * heads, **kw)
@@ -127,7 +127,7 @@ def rope_tables(cfg: ModelConfig, seq_len: int, device: torch.device) -> tuple[T
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate the first rotary_dim dims of each head (x: B, H, T, head_dim); the rest pass through."""
+    """Rotate the first rotary_dim dims of each head (x: B, H, T, head_dim); the rest pass."""
     rot = cos.shape[-1] * 2
     x1, x2, rest = x[..., : rot // 2], x[..., rot // 2 : rot], x[..., rot:]
     c, s = cos.to(x.dtype), sin.to(x.dtype)

@@ -1,0 +1,124 @@
+"""Content-addressed run cache: a finished run is loaded, an interrupted one resumes.
+
+A run's key hashes its model config, train config, data spec and the source of the code that
+shapes training (model, trainer, data generators), so any change there trains afresh. Its
+directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, `model.safetensors` and `DONE`,
+which is written last and names the model's checksum: a partial run is never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from safetensors.torch import load_model, save_model
+
+from physlm.checkpoint import atomic_write_text, sha256_file
+from physlm.model import GPT, ModelConfig
+from physlm.train import EvalFn, TrainConfig, train
+
+if TYPE_CHECKING:
+    from physlm.data import BatchSource
+
+PACKAGE = Path(__file__).resolve().parent
+CODE_FILES = ("model.py", "train.py", "checkpoint.py", "data/*.py")
+DONE = "DONE"
+FINAL = "model.safetensors"
+
+
+def default_root() -> Path:
+    """`runs/` at the repository root, or $PHYSLM_RUNS."""
+    return Path(os.environ.get("PHYSLM_RUNS", PACKAGE.parent / "runs"))
+
+
+def code_version() -> str:
+    """Hash of the sources that decide what a run computes."""
+    h = hashlib.sha256()
+    for pattern in CODE_FILES:
+        for path in sorted(PACKAGE.glob(pattern)):
+            h.update(path.relative_to(PACKAGE).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(model_cfg: ModelConfig, train_cfg: TrainConfig, data: BatchSource) -> str:
+    payload = {
+        "model": model_cfg.to_dict(),
+        "train": train_cfg.to_dict(),
+        "data": data.spec(),
+        "code": code_version(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class Run:
+    key: str
+    dir: Path
+    model: GPT
+    metrics: list[dict]
+    cached: bool
+
+    def last(self, name: str) -> float:
+        """The most recent logged value of metric `name`."""
+        for row in reversed(self.metrics):
+            if name in row:
+                return row[name]
+        raise KeyError(f"metric {name!r} was never logged in run {self.key}")
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def is_done(run_dir: Path) -> bool:
+    """A run counts as finished only if DONE names the checksum of the stored final model."""
+    try:
+        done = json.loads((run_dir / DONE).read_text())
+        return sha256_file(run_dir / FINAL) == done["model_sha256"]
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def get_or_train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: BatchSource,
+    root: str | Path | None = None,
+    evals: dict[str, EvalFn] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Run:
+    """Load the finished run for this configuration, or train (resuming if interrupted)."""
+    key = run_key(model_cfg, train_cfg, data)
+    run_dir = Path(root or default_root()) / key
+    if is_done(run_dir):
+        model = GPT(model_cfg)
+        load_model(model, str(run_dir / FINAL))
+        model.eval()
+        return Run(key, run_dir, model, _read_metrics(run_dir / "metrics.jsonl"), cached=True)
+    if (run_dir / DONE).exists():
+        print(f"run {key}: DONE marker does not match the stored model; resuming from checkpoints")
+        (run_dir / DONE).unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model": model_cfg.to_dict(),
+        "train": train_cfg.to_dict(),
+        "data": data.spec(),
+        "code": code_version(),
+    }
+    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    model, metrics = train(
+        model_cfg, train_cfg, data, run_dir, evals=evals, progress=progress, stop_after=stop_after
+    )
+    if stop_after is not None and stop_after < train_cfg.steps:
+        return Run(key, run_dir, model, metrics, cached=False)
+    tmp = run_dir / f".{FINAL}.tmp"
+    save_model(model, str(tmp))
+    os.replace(tmp, run_dir / FINAL)
+    atomic_write_text(run_dir / DONE, json.dumps({"model_sha256": sha256_file(run_dir / FINAL)}))
+    return Run(key, run_dir, model, metrics, cached=False)

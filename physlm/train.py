@@ -1,0 +1,292 @@
+"""The one training path: CPU, one GPU or many (`accelerate launch`), with exact resume.
+
+Exact resume rests on two facts: a data source's batch is a pure function of the step, and the
+checkpoint holds the model, optimizer, scheduler and RNG states. The model has no dropout, so a
+run resumed at step s continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.std import tqdm
+
+from physlm.checkpoint import (
+    atomic_write_text,
+    load_latest,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from physlm.model import GPT, ModelConfig, lm_loss
+
+if TYPE_CHECKING:
+    from physlm.data import BatchSource
+
+PRECISIONS = ("auto", "fp32", "bf16")
+EvalFn = Callable[[GPT, int], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a run. AdamW with linear warmup and cosine decay to min_lr_ratio * lr."""
+
+    steps: int
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    precision: str = "auto"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps <= 0:
+            raise ValueError(f"TrainConfig.steps must be a positive int, got {self.steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("log_every", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def every_checkpoint(self) -> int:
+        """Default: ten checkpoints per run, so a crash loses at most a tenth of the work."""
+        return self.checkpoint_every or max(1, math.ceil(self.steps / 10))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier: linear warmup, then cosine from 1 down to min_lr_ratio."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on norms, biases)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    cuda = torch.cuda.is_available()
+    if cfg.precision == "bf16" and not cuda:
+        raise ValueError("TrainConfig.precision='bf16' needs a CUDA device; use 'auto' or 'fp32'")
+    mixed = "bf16" if cuda and cfg.precision in ("auto", "bf16") else "no"
+    return Accelerator(mixed_precision=mixed, cpu=not cuda)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _read_metrics(path: Path, upto_step: int) -> list[dict]:
+    """Metrics logged up to and including `upto_step` (later lines belong to lost work)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break  # a torn last line from a crash
+        if row["step"] <= upto_step:
+            rows.append(row)
+    return rows
+
+
+def train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: BatchSource,
+    run_dir: str | Path,
+    evals: dict[str, EvalFn] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[GPT, list[dict]]:
+    """Train (or resume) a model in `run_dir`; return the unwrapped model and its metrics.
+
+    `evals` are called every `eval_every` steps and at the end, each returning named numbers.
+    `stop_after` ends the process's work early (for tests of interrupted runs).
+    """
+    if data.vocab_size > model_cfg.vocab_size:
+        raise ValueError(
+            f"data vocab_size {data.vocab_size} exceeds "
+            f"ModelConfig.vocab_size {model_cfg.vocab_size}"
+        )
+    run_dir = Path(run_dir)
+    ckpt_root = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+    acc = make_accelerator(train_cfg)
+    seed_everything(train_cfg.seed)
+    model = GPT(model_cfg)
+    optimizer = make_optimizer(model, train_cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(train_cfg, s))
+
+    start = 0
+    resumed = load_latest(ckpt_root, model, log=acc.print) if acc.is_main_process else None
+    if resumed is not None:
+        start, state = resumed
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+    metrics = _read_metrics(metrics_path, start) if acc.is_main_process else []
+    if acc.is_main_process:
+        atomic_write_text(metrics_path, "".join(json.dumps(m) + "\n" for m in metrics))
+
+    model, optimizer = acc.prepare(model, optimizer)
+    if train_cfg.compile:
+        model = torch.compile(model)
+    rank, world = acc.process_index, acc.num_processes
+    end = train_cfg.steps if stop_after is None else min(train_cfg.steps, stop_after)
+    bar = tqdm(
+        total=train_cfg.steps,
+        initial=start,
+        disable=not (progress and acc.is_main_process),
+        mininterval=5.0,
+        desc="train",
+        dynamic_ncols=False,
+        ncols=80,
+    )
+    tokens_seen = 0
+    t0 = time.perf_counter()
+
+    def log(row: dict) -> None:
+        if acc.is_main_process:
+            metrics.append(row)
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def run_evals(step: int) -> None:
+        if not evals:
+            return
+        raw = acc.unwrap_model(model)
+        raw.eval()
+        with torch.no_grad(), acc.autocast():
+            row = {"step": step, "kind": "eval"}
+            for name, fn in evals.items():
+                row.update({f"{name}/{k}": float(v) for k, v in fn(raw, step).items()})
+        raw.train()
+        log(row)
+
+    model.train()
+    loss_sum, loss_count = 0.0, 0
+    for step in range(start, end):
+        batch = data.batch(step)
+        x, y, mask = (batch[k][rank::world].to(acc.device) for k in ("x", "y", "mask"))
+        with acc.autocast():
+            logits = model(x)
+        loss = lm_loss(logits, y, mask)
+        acc.backward(loss)
+        if train_cfg.grad_clip > 0:
+            acc.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.item()
+        loss_count += 1
+        tokens_seen += int(mask.sum()) * world
+        done = step + 1
+        bar.update(1)
+        if done % max(1, train_cfg.log_every) == 0 or done == train_cfg.steps:
+            log(
+                {
+                    "step": done,
+                    "kind": "train",
+                    "loss": loss_sum / loss_count,
+                    "lr": scheduler.get_last_lr()[0],
+                }
+            )
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.3f}", refresh=False)
+            loss_sum, loss_count = 0.0, 0
+        if train_cfg.eval_every and done % train_cfg.eval_every == 0 and done < train_cfg.steps:
+            run_evals(done)
+        if done % train_cfg.every_checkpoint == 0 or done == train_cfg.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                state = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                }
+                save_checkpoint(ckpt_root, done, acc.unwrap_model(model), state)
+                prune_checkpoints(ckpt_root)
+    bar.close()
+    final_eval_logged = any(
+        m.get("kind") == "eval" and m["step"] == train_cfg.steps for m in metrics
+    )
+    if end == train_cfg.steps and evals and not final_eval_logged:
+        run_evals(train_cfg.steps)
+    elapsed = time.perf_counter() - t0
+    if acc.is_main_process and start < end:
+        acc.print(
+            f"trained steps {start}..{end} in {elapsed:.1f}s "
+            f"({tokens_seen / max(elapsed, 1e-9):,.0f} loss tokens/s)"
+        )
+    raw = acc.unwrap_model(model)
+    raw.eval()
+    return raw, metrics

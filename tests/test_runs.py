@@ -1,0 +1,92 @@
+"""The run cache: hit, miss, invalidation, partial runs never served, SIGKILL then resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from toydata import CountingData
+
+from physlm.model import ModelConfig
+from physlm.runs import DONE, get_or_train, is_done, run_key
+from physlm.train import TrainConfig
+
+MODEL = ModelConfig(vocab_size=16, n_layer=1, n_head=2, n_embd=32, block_size=16)
+TRAIN = TrainConfig(steps=30, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=10)
+HERE = Path(__file__).parent
+
+
+def test_miss_then_hit_returns_the_same_model(tmp_path):
+    first = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    second = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    assert not first.cached and second.cached
+    assert first.key == second.key
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(v, second.model.state_dict()[k])
+    assert first.metrics == second.metrics
+    assert second.last("loss") == first.metrics[-1]["loss"]
+
+
+def test_key_changes_with_model_train_and_data():
+    base = run_key(MODEL, TRAIN, CountingData())
+    assert run_key(MODEL.with_(n_embd=64), TRAIN, CountingData()) != base
+    assert run_key(MODEL, TrainConfig(steps=31), CountingData()) != base
+    assert run_key(MODEL, TRAIN, CountingData(seed=1)) != base
+    assert run_key(MODEL, TRAIN, CountingData()) == base
+
+
+def test_partial_run_is_never_served(tmp_path):
+    partial = get_or_train(
+        MODEL, TRAIN, CountingData(), root=tmp_path, progress=False, stop_after=15
+    )
+    assert not is_done(partial.dir)
+    full = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    assert not full.cached and is_done(full.dir)
+    assert full.metrics[-1]["step"] == 30
+
+
+def test_tampered_final_model_is_not_served(tmp_path):
+    run = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    final = run.dir / "model.safetensors"
+    final.write_bytes(final.read_bytes()[:-8])
+    again = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    assert not again.cached
+    assert is_done(again.dir)
+    assert json.loads((again.dir / DONE).read_text())["model_sha256"]
+
+
+def _run(root: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "killable_run.py"), str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_sigkill_halfway_then_resume_gives_the_uninterrupted_result(tmp_path):
+    reference = _run(tmp_path / "ref")
+    ref = json.loads(reference.communicate(timeout=300)[0].splitlines()[-1])
+
+    victim = _run(tmp_path / "cut")
+    deadline = time.time() + 300
+    ckpts: list[Path] = []
+    while time.time() < deadline:
+        ckpts = list((tmp_path / "cut").glob("*/checkpoints/step-*"))
+        if any(int(p.name.split("-")[1]) >= 60 for p in ckpts):
+            break
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert ckpts, "the victim never wrote a checkpoint"
+    assert not list((tmp_path / "cut").glob(f"*/{DONE}")), "killed too late: run already done"
+
+    resumed = _run(tmp_path / "cut")
+    out = json.loads(resumed.communicate(timeout=300)[0].splitlines()[-1])
+    assert out["cached"] is False
+    assert out["losses"] == ref["losses"]

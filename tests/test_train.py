@@ -1,0 +1,99 @@
+"""The trainer: it learns, it is deterministic, and a resumed run equals an uninterrupted one."""
+
+import math
+
+import pytest
+import torch
+from toydata import CountingData
+
+from physlm.checkpoint import list_checkpoints
+from physlm.model import ModelConfig
+from physlm.train import TrainConfig, lr_at, train
+
+MODEL = ModelConfig(vocab_size=16, n_layer=1, n_head=2, n_embd=32, block_size=16)
+TRAIN = TrainConfig(steps=60, lr=3e-3, warmup_steps=5, log_every=10, checkpoint_every=20)
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_falls(tmp_path):
+    _, metrics = train(MODEL, TRAIN, CountingData(), tmp_path, progress=False)
+    losses = [m["loss"] for m in metrics if m["kind"] == "train"]
+    assert losses[0] > 2.0
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_same_seed_same_model(tmp_path):
+    a, _ = train(MODEL, TRAIN, CountingData(), tmp_path / "a", progress=False)
+    b, _ = train(MODEL, TRAIN, CountingData(), tmp_path / "b", progress=False)
+    for k, v in weights(a).items():
+        assert torch.equal(v, weights(b)[k]), k
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full, full_metrics = train(MODEL, TRAIN, CountingData(), tmp_path / "full", progress=False)
+    train(MODEL, TRAIN, CountingData(), tmp_path / "cut", progress=False, stop_after=30)
+    assert [p.name for p in list_checkpoints(tmp_path / "cut" / "checkpoints")][
+        0
+    ] == "step-00000020"
+    resumed, metrics = train(MODEL, TRAIN, CountingData(), tmp_path / "cut", progress=False)
+    for k, v in weights(full).items():
+        assert torch.equal(v, weights(resumed)[k]), k
+    assert [m["loss"] for m in metrics] == [m["loss"] for m in full_metrics]
+
+
+def test_corrupt_checkpoint_is_skipped_with_a_message(tmp_path, capsys):
+    train(MODEL, TRAIN, CountingData(), tmp_path, progress=False, stop_after=45)
+    newest = list_checkpoints(tmp_path / "checkpoints")[0]
+    model_file = newest / "model.safetensors"
+    model_file.write_bytes(model_file.read_bytes()[:100])  # truncate
+    full, _ = train(MODEL, TRAIN, CountingData(), tmp_path / "ref", progress=False)
+    resumed, _ = train(MODEL, TRAIN, CountingData(), tmp_path, progress=False)
+    out = capsys.readouterr().out
+    assert "step-00000040 is not usable" in out and "resuming from checkpoint step-00000020" in out
+    for k, v in weights(full).items():
+        assert torch.equal(v, weights(resumed)[k]), k
+
+
+def test_evals_are_logged(tmp_path):
+    cfg = TrainConfig(steps=20, warmup_steps=2, eval_every=10, log_every=5)
+    calls = []
+
+    def probe(model, step):
+        calls.append(step)
+        assert not model.training
+        return {"answer": 42.0}
+
+    _, metrics = train(MODEL, cfg, CountingData(), tmp_path, evals={"probe": probe}, progress=False)
+    assert calls == [10, 20]
+    assert [m["probe/answer"] for m in metrics if m["kind"] == "eval"] == [42.0, 42.0]
+
+
+def test_schedule_warmup_then_cosine_to_floor():
+    cfg = TrainConfig(steps=110, warmup_steps=10, min_lr_ratio=0.1)
+    assert math.isclose(lr_at(cfg, 0), 0.1)
+    assert math.isclose(lr_at(cfg, 9), 1.0)
+    assert math.isclose(lr_at(cfg, 10), 1.0)
+    assert math.isclose(lr_at(cfg, 60), 0.55)
+    assert math.isclose(lr_at(cfg, 110), 0.1)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(steps=0), "steps"),
+        (dict(lr=-1.0), "lr"),
+        (dict(precision="fp8"), "precision"),
+        (dict(min_lr_ratio=2.0), "min_lr_ratio"),
+    ],
+)
+def test_bad_train_config_names_the_parameter(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**({"steps": 10} | bad))
+
+
+def test_vocab_mismatch_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="vocab_size"):
+        train(MODEL.with_(vocab_size=8), TRAIN, CountingData(vocab_size=16), tmp_path)
