@@ -1,0 +1,7 @@
+"""``python -m physlm``: see :mod:`physlm.cli`."""
+
+import sys
+
+from physlm.cli import main
+
+sys.exit(main())
