@@ -1,0 +1,1 @@
+"""Each chapter's experiments as tested functions, so notebooks stay short."""

@@ -1,0 +1,146 @@
+"""Part 3.3's experiments as functions of a `CapacityScale`: data, a cached run, its bits.
+
+Every experiment is one call: build the data stream, train through the run cache, measure the
+capacity ratio R(F) on the training people (Part 3.3 Def. 4.3). The chapter only picks which
+calls to make and how to show them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from physlm.data.biod import BioDStream
+from physlm.data.bios import BioSStream
+from physlm.measure.capacity import measure_capacity
+from physlm.measure.quantize import quantize_model
+from physlm.model import count_params
+from physlm.runs import Run, get_or_train
+from physlm.scales import CapacityScale, Shape
+from physlm.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of an experiment: who is learned, how often, by which model."""
+
+    shape: Shape
+    people: int
+    exposures: int
+    mlp: str = "gelu"
+    junk_fraction: str = "0"
+    domain_token: bool = False
+
+
+def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | BioSStream:
+    """The training stream of a setting: exposures count useful biographies only."""
+    common = dict(
+        n_people=s.people,
+        exposures=s.exposures,
+        batch_size=plan.rows,
+        seq_len=plan.seq_len,
+        seed=seed,
+        junk_fraction=s.junk_fraction,
+        domain_token=s.domain_token,
+    )
+    if plan.data == "biod":
+        return BioDStream(**plan.biod, **common)
+    return BioSStream(**common)
+
+
+def train_config(plan: CapacityScale, data, seed: int = 0) -> TrainConfig:
+    steps = data.steps_for(data.config.exposures)
+    return TrainConfig(
+        steps=steps,
+        lr=plan.lr,
+        weight_decay=plan.weight_decay,
+        warmup_steps=min(plan.warmup_steps, max(1, steps // 10)),
+        min_lr_ratio=0.1,
+        seed=seed,
+        log_every=max(1, steps // 50),
+    )
+
+
+@dataclass
+class Outcome:
+    setting: Setting
+    run: Run
+    data: BioDStream | BioSStream
+    params: int
+    bits: float
+    max_bits: float
+    seconds: float
+
+    @property
+    def ratio(self) -> float:
+        return self.bits / self.params
+
+    def row(self, **extra) -> dict:
+        """A flat record for tables and plots."""
+        s = self.setting
+        return {
+            "model": s.shape.label(),
+            "mlp": s.mlp,
+            "N": s.people,
+            "exposures": s.exposures,
+            "junk": s.junk_fraction,
+            "domain token": s.domain_token,
+            "params": self.params,
+            "bits": self.bits,
+            "max bits": self.max_bits,
+            "bits/param": self.ratio,
+            "max bits/param": self.max_bits / self.params,
+            "steps": self.run.metrics[-1]["step"],
+            "cached": self.run.cached,
+            **extra,
+        }
+
+
+def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Outcome:
+    """Train (or load) the model of a setting and measure the bits it stores."""
+    data = make_data(plan, s, seed)
+    model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
+    t0 = time.perf_counter()
+    run = get_or_train(model_cfg, train_config(plan, data, seed), data, progress=progress)
+    params = count_params(run.model, data.used_token_ids())
+    cap = measure_capacity(run.model, data, params)
+    return Outcome(s, run, data, params, cap.bits, cap.max_bits, time.perf_counter() - t0)
+
+
+def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
+    plan, s, seed = args
+    torch.set_num_threads(1)
+    data = make_data(plan, s, seed)
+    model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
+    return get_or_train(model_cfg, train_config(plan, data, seed), data, progress=False).key
+
+
+def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
+    """Train the runs of several settings in parallel worker processes, one thread each.
+
+    Tiny models use one core poorly, so independent runs share the machine's cores instead.
+    Results land in the run cache; `run_setting` then loads them. Each run is deterministic on
+    its own, so parallelism does not change any number.
+    """
+    if workers <= 1 or len(settings) <= 1:
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(min(workers, len(settings))) as pool:
+        pool.map(_train_only, [(plan, s, seed) for s in settings], chunksize=1)
+
+
+def quantized_bits(
+    outcome: Outcome, bits: int, method: str = "gptq", calib_steps: int = 8
+) -> float:
+    """Bits the model still stores after post-training quantization of its linear layers.
+
+    GPTQ calibrates on training batches, as the paper's auto_gptq run does on training text.
+    """
+    calib = [outcome.data.batch(step)["x"] for step in range(calib_steps)]
+    with torch.no_grad():
+        q = quantize_model(outcome.run.model, bits, calib, method=method)
+    return measure_capacity(q, outcome.data, outcome.params).bits

@@ -1,0 +1,254 @@
+"""Named scales: each resolves to plain config values for one chapter.
+
+`smoke` exercises every code path in seconds, `cpu` is the published edition (2 cores, minutes),
+`gpu` is one H100-class GPU (hours), `paper` is the paper's own configuration (many GPUs, days).
+Unknown names and out-of-range values fail at once, naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from physlm.model import ModelConfig
+
+SCALES = ("smoke", "cpu", "gpu", "paper")
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    return scale
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A model shape: layers, heads, width. Part 3.3 writes GPT2-l-h for width 64h."""
+
+    layers: int
+    heads: int
+    width: int
+
+    @classmethod
+    def gpt2(cls, layers: int, heads: int) -> Shape:
+        return cls(layers, heads, 64 * heads)
+
+    def label(self) -> str:
+        if self.width == 64 * self.heads:
+            return f"GPT2-{self.layers}-{self.heads}"
+        return f"L{self.layers}-H{self.heads}-D{self.width}"
+
+    def config(self, vocab_size: int, block_size: int, **kw) -> ModelConfig:
+        """GPT-2 with rotary on a quarter of each head (the series' "GPT2"), tied embeddings."""
+        return ModelConfig(
+            vocab_size=vocab_size,
+            n_layer=self.layers,
+            n_head=self.heads,
+            n_embd=self.width,
+            block_size=block_size,
+            pos="rope",
+            rope_fraction=0.25,
+            **kw,
+        )
+
+    def approx_params(self) -> int:
+        """Non-embedding parameters, 12 d^2 per layer: for the size limit of a scale."""
+        return 12 * self.layers * self.width**2
+
+
+@dataclass(frozen=True)
+class CapacityScale:
+    """Part 3.3 at one scale: the data, the model sweep and the four experiments."""
+
+    scale: str
+    data: str  # "biod" or "bios"
+    biod: dict  # bioD(N, K, C, D, L, T) parameters other than N
+    sweeps: tuple[tuple[int, int], ...]  # (exposures, N): the size sweep runs at each
+    shapes: tuple[Shape, ...]
+    rows: int  # rows per optimizer step
+    seq_len: int  # tokens per row (whole biographies are packed into it)
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    mlp_shape: int  # index into shapes for the GELU-vs-gated comparison
+    junk_useful_people: int  # N of the useful data in the junk experiment
+    junk_exposures: int
+    junk_fraction: str  # a fraction such as "7/8" (kept exact: it keys the run cache)
+    max_params: int  # the largest non-embedding size this scale accepts
+    threads: int | None = None  # CPU threads per run; tiny models run fastest on one
+    workers: int = 1  # runs trained side by side (processes), e.g. one per core
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
+        if self.data not in ("biod", "bios"):
+            raise ValueError(f"data must be 'biod' or 'bios', got {self.data!r}")
+        if not self.sweeps:
+            raise ValueError("sweeps must name at least one (exposures, N) pair")
+        for exposures, n in self.sweeps:
+            _check_people(n)
+            if not isinstance(exposures, int) or exposures <= 0:
+                raise ValueError(f"exposures must be a positive int, got {exposures!r}")
+        if not self.shapes:
+            raise ValueError("shapes must name at least one model")
+        for s in self.shapes:
+            if min(s.layers, s.heads, s.width) <= 0 or s.width % s.heads:
+                raise ValueError(f"bad model shape {s}: positive sizes, width divisible by heads")
+            if s.approx_params() > self.max_params:
+                raise ValueError(
+                    f"model {s.label()} has ~{s.approx_params():,} non-embedding parameters, "
+                    f"too large for scale {self.scale!r} (at most {self.max_params:,}); "
+                    "use a larger scale"
+                )
+        if not 0 <= self.mlp_shape < len(self.shapes):
+            raise ValueError(f"mlp_shape must index shapes (0..{len(self.shapes) - 1})")
+        if not 0.0 <= float(Fraction(self.junk_fraction)) < 1.0:
+            raise ValueError(f"junk_fraction must be in [0, 1), got {self.junk_fraction}")
+        if self.junk_useful_people <= 0 or self.junk_exposures <= 0:
+            raise ValueError("junk_useful_people and junk_exposures must be positive")
+
+    @property
+    def exposures(self) -> tuple[int, ...]:
+        return tuple(e for e, _ in self.sweeps)
+
+
+def _check_people(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"people (N) must be a positive int, got {n!r}")
+    return n
+
+
+_PART3_3: dict[str, CapacityScale] = {}
+
+
+def _register_part3_3(**kw) -> None:
+    plan = CapacityScale(**kw)
+    _PART3_3[plan.scale] = plan
+
+
+def part3_3(scale: str, people: int | None = None, shapes: list | None = None) -> CapacityScale:
+    """The Part 3.3 plan at `scale`, optionally with N (every sweep) or the models overridden.
+
+    `shapes` takes (layers, heads) pairs (GPT2-l-h) or (layers, heads, width) triples.
+    """
+    plan = _PART3_3[check_scale(scale)]
+    changes: dict = {}
+    if people is not None:
+        _check_people(people)
+        changes["sweeps"] = tuple((e, people) for e, _ in plan.sweeps)
+        changes["junk_useful_people"] = people
+    if shapes is not None:
+        parsed = []
+        for s in shapes:
+            if len(s) == 2:
+                parsed.append(Shape.gpt2(*s))
+            elif len(s) == 3:
+                parsed.append(Shape(*s))
+            else:
+                raise ValueError(f"shapes entries are (layers, heads[, width]), got {s!r}")
+        changes["shapes"] = tuple(parsed)
+        changes["mlp_shape"] = min(plan.mlp_shape, len(parsed) - 1)
+    return replace(plan, **changes) if changes else plan
+
+
+# bioD at small scales: K attributes of one single-token chunk out of D, names from three small
+# pools. Tokens per person: 3 name + K * (key + value).
+_SMALL_BIOD = dict(
+    n_attributes=4, chunks=1, diversity=32, chunk_len=1, chunk_vocab=32, name_pools=(20, 20, 20)
+)
+
+_register_part3_3(
+    scale="smoke",
+    data="biod",
+    biod=_SMALL_BIOD,
+    sweeps=((5, 60), (20, 30)),
+    shapes=(Shape(1, 1, 16), Shape(1, 2, 32)),
+    rows=4,
+    seq_len=64,
+    lr=1e-2,
+    weight_decay=0.01,
+    warmup_steps=5,
+    mlp_shape=0,
+    junk_useful_people=40,
+    junk_exposures=5,
+    junk_fraction="7/8",
+    max_params=50_000,
+    threads=1,
+    workers=2,
+)
+_register_part3_3(
+    scale="cpu",
+    data="biod",
+    biod=_SMALL_BIOD,
+    sweeps=((100, 1000), (1000, 150)),
+    shapes=(Shape(1, 1, 16), Shape(1, 1, 32), Shape(1, 2, 48)),
+    rows=4,
+    seq_len=64,
+    lr=1e-2,
+    weight_decay=0.01,
+    warmup_steps=100,
+    mlp_shape=1,
+    junk_useful_people=250,
+    junk_exposures=100,
+    junk_fraction="7/8",
+    max_params=200_000,
+    threads=1,
+    workers=2,
+)
+# One GPU: bioS as in the paper, GPT2-l-h models of 1M-10M parameters (Part 3.3 App. A,
+# Parameter 2 for 100 exposures: wd 0.01, lr 1e-3, batch 12-24 windows of 512 at N = 50K-100K).
+_register_part3_3(
+    scale="gpu",
+    data="bios",
+    biod={},
+    sweeps=((100, 50_000), (1000, 10_000)),
+    shapes=(Shape.gpt2(2, 2), Shape.gpt2(4, 2), Shape.gpt2(4, 4), Shape.gpt2(8, 4)),
+    rows=24,
+    seq_len=512,
+    lr=1e-3,
+    weight_decay=0.01,
+    warmup_steps=1000,
+    mlp_shape=2,
+    junk_useful_people=20_000,
+    junk_exposures=100,
+    junk_fraction="7/8",
+    max_params=20_000_000,
+)
+# The paper's own sweep (App. A, Parameter 1: N = 10K-10M, GPT2 from 1M to 0.5B parameters).
+_register_part3_3(
+    scale="paper",
+    data="bios",
+    biod={},
+    sweeps=((100, 1_000_000), (1000, 100_000)),
+    shapes=(
+        Shape.gpt2(4, 4),
+        Shape.gpt2(8, 8),
+        Shape.gpt2(12, 12),
+        Shape.gpt2(16, 8),
+        Shape.gpt2(20, 16),
+    ),
+    rows=192,
+    seq_len=512,
+    lr=1e-3,
+    weight_decay=0.02,
+    warmup_steps=1000,
+    mlp_shape=2,
+    junk_useful_people=100_000,
+    junk_exposures=100,
+    junk_fraction="7/8",
+    max_params=10**9,
+)
+
+
+def _bench_train() -> dict:
+    """The largest `cpu` model of the Part 3.3 sweep, with its batch: what `bench train` times."""
+    plan = part3_3("cpu")
+    shape = max(plan.shapes, key=Shape.approx_params)
+    vocab = 4 + plan.biod["n_attributes"] + sum(plan.biod["name_pools"]) + plan.biod["chunk_vocab"]
+    return {
+        "model": shape.config(vocab, plan.seq_len),
+        "batch_size": plan.rows,
+        "seq_len": plan.seq_len,
+    }
+
+
+BENCH_TRAIN = _bench_train()
