@@ -14,6 +14,7 @@ from physlm.data.bios import (
     ATTRIBUTES,
     COUNTED,
     BioSStream,
+    _rows_of,
     bios_world,
     render,
 )
@@ -377,7 +378,7 @@ def test_work_city_is_not_counted_and_fixed_facts_span_all_attributes():
 def test_render_is_deterministic_given_choices():
     s = small()
     w = s.world
-    person = s._rows[0]
+    person = _rows_of(s.people.take(np.array([0])))[0]
     a = render(w, person, [0] * 6, list(range(6)), False)
     b = render(w, person, [0] * 6, list(range(6)), False)
     c = render(w, person, [1] * 6, list(range(6)), False)

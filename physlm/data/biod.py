@@ -1,4 +1,4 @@
-"""bioD(N, K, C, D, L, T): the parameterised knowledge data of Part 3.3 (Sec. 2.2, Def. 2.2).
+"""bioD(N, K, C, D, L, T): the parameterised knowledge data of Part 3.3 (Sec. 2, Def. 2.2).
 
 N people with unique names, K attributes each. For every attribute there is a fixed "diversity"
 set of D distinct chunks, each a string of L tokens over an alphabet of T tokens. A person's value

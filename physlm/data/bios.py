@@ -1,4 +1,4 @@
-"""bioS(N): synthetic biographies of Part 3.1 (App. A.1) and Part 3.3 (Sec. 2.1).
+"""bioS(N): synthetic biographies of Part 3.1 (App. A.1) and Part 3.3 (Sec. 2).
 
 Each of N people has a unique full name (400 first x 400 middle x 1000 last names, rejection
 sampled) and independent uniform attributes: a pronoun (2), a birth date (12 months x 28 days x
@@ -157,7 +157,7 @@ class ExposureSchedule:
     def permutation(self, tag: int, epoch: int, n: int) -> np.ndarray:
         key = (tag, epoch, n)
         if key not in self._perms:
-            if len(self._perms) >= 6:
+            if len(self._perms) >= 3:  # a step spans at most two epochs
                 self._perms.pop(next(iter(self._perms)))
             rng = np.random.default_rng([self.seed & _MASK64, tag, epoch])
             self._perms[key] = rng.permutation(n)
@@ -490,7 +490,7 @@ class BioSConfig:
 
 
 class BioSStream:
-    """bioS(N) as a `physlm.data.BatchSource` (Part 3.3 Sec. 2.1 protocol)."""
+    """bioS(N) as a `physlm.data.BatchSource` (Part 3.3 Sec. 2 protocol)."""
 
     def __init__(self, config: BioSConfig | None = None, **kwargs):
         if config is None:
@@ -524,12 +524,10 @@ class BioSStream:
         self.schedule = ExposureSchedule(c.n_people, c.batch_size, self.bios_per_row, c.seed,
                                          self.junk)
         self.people = sample_people(c.n_people, c.seed, self.world)
-        self._rows = _rows_of(self.people)
         self.junk_pool: BioSPeople | None = None
         if c.junk_people is not None:
             self.junk_pool = sample_people(c.junk_people, c.seed, self.world, _T_JPEOPLE,
                                            exclude=self.people.name_ids())
-            self._junk_rows = _rows_of(self.junk_pool)
         self.steps = self.steps_for(c.exposures)
 
     # -- BatchSource ------------------------------------------------------------------------------
@@ -573,7 +571,7 @@ class BioSStream:
         if useful.any():
             g, p = idx[useful].ravel(), who[useful].ravel()
             tk, ok = self._keys(g, p)
-            bios = self._render_many([self._rows[i] for i in p.tolist()], tk, ok)
+            bios = self._render_many(_rows_of(self.people.take(p)), tk, ok)
             r_idx = np.repeat(np.nonzero(useful)[0], self.bios_per_row)
             for r, bio in zip(r_idx.tolist(), bios, strict=True):
                 rows[r].append(bio)
@@ -582,7 +580,7 @@ class BioSStream:
             if self.junk_pool is None:
                 people = _rows_of(hashed_people(mix(seed, _T_JUNK, h), self.world))
             else:
-                people = [self._junk_rows[i] for i in who[~useful].ravel().tolist()]
+                people = _rows_of(self.junk_pool.take(who[~useful].ravel()))
             keys = mix(seed, _T_JUNK, h, 1)
             okeys = mix(seed, _T_JUNK, h, 2) if c.order == "shuffle" else None
             bios = self._render_many(people, keys, okeys)
@@ -638,7 +636,8 @@ class BioSStream:
         """The evaluation rendering of one person, with value spans."""
         spans = [{}]
         tk, ok = self.eval_keys(np.asarray([person]))
-        bio = self._render_many([self._rows[person]], tk, ok, spans)[0]
+        bio = self._render_many(_rows_of(self.people.take(np.asarray([person]))), tk, ok,
+                                spans)[0]
         return bio, spans[0]
 
     def eval_batches(self, batch_size: int = 256) -> Iterator[dict[str, torch.Tensor]]:
@@ -657,7 +656,7 @@ class BioSStream:
             ids = np.arange(start, min(start + batch_size, c.n_people))
             spans = [{} for _ in ids]
             tk, ok = self.eval_keys(ids)
-            bios = self._render_many([self._rows[i] for i in ids.tolist()], tk, ok, spans)
+            bios = self._render_many(_rows_of(self.people.take(ids)), tk, ok, spans)
             prefix = [[self.vocab.dom_id]] * len(ids) if c.domain_token else None
             packed = pack_rows([[b] for b in bios], width, self.vocab.pad_id, self.vocab.eos_id,
                                prefix)

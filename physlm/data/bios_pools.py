@@ -1,4 +1,4 @@
-"""The value pools of bioS (Part 3.1 App. A.1; Part 3.3 Sec. 2.1), generated procedurally.
+"""The value pools of bioS (Part 3.1 App. A.1; Part 3.3 Sec. 2), generated procedurally.
 
 The paper draws names and attributes from fixed lists (400 first x 400 middle x 1000 last names,
 200 birth cities, 300 universities, 100 majors, 263 employers with their headquarters city).
@@ -20,7 +20,7 @@ from functools import lru_cache
 
 WORLD_SEED = 33  # fixed: the pools are part of the world's definition, not of a run
 
-# Pool sizes of the paper (Part 3.1 App. A.1; restated for bioS(N) in Part 3.3 Sec. 2.1).
+# Pool sizes of the paper (Part 3.1 App. A.1; restated for bioS(N) in Part 3.3 Sec. 2).
 N_FIRST, N_MIDDLE, N_LAST = 400, 400, 1000
 N_CITIES, N_UNIVERSITIES, N_MAJORS, N_EMPLOYERS = 200, 300, 100, 263
 N_STATES = 40

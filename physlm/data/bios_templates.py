@@ -1,6 +1,6 @@
 """Sentence templates of bioS, written for this project.
 
-Part 3.1 App. A.1 and Part 3.3 Sec. 2.1 render each attribute with one of about fifty templates;
+Part 3.1 App. A.1 and Part 3.3 Sec. 2 render each attribute with one of about fifty templates;
 the counts used here are the paper's: 46 birth date, 49 birth city, 49 university, 52 major,
 47 employer, 48 work city. ``{S}`` is the subject (the full name in the first sentence, the
 pronoun elsewhere) and always opens the sentence; ``{V}`` is the attribute value.
