@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.optimizer import AcceleratedOptimizer
+from accelerate.utils import DistributedType
 from tqdm.std import tqdm
 
 from physlm.checkpoint import (
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from physlm.data import BatchSource
 
 PRECISIONS = ("auto", "fp32", "bf16")
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused AdamW kernel
 EvalFn = Callable[[GPT, int], dict[str, float]]
 
 
@@ -104,8 +107,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on norms, biases)."""
+def make_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, fused: bool = False
+) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on norms, biases).
+
+    `fused` updates all parameters in one kernel (CPU and CUDA): the same AdamW, ~3x faster
+    than the per-tensor loop, which is most of the optimizer's share of a small model's step.
+    """
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -114,7 +123,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused or None
+    )
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
@@ -123,6 +134,23 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
         raise ValueError("TrainConfig.precision='bf16' needs a CUDA device; use 'auto' or 'fp32'")
     mixed = "bf16" if cuda and cfg.precision in ("auto", "bf16") else "no"
     return Accelerator(mixed_precision=mixed, cpu=not cuda)
+
+
+def _step_fn(acc: Accelerator, optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
+    """The optimizer step to call each iteration.
+
+    Accelerate's wrapper probes the installed packages on every `step()` (~0.1 ms, several
+    percent of a small model's step). Where it would do nothing but call the wrapped optimizer
+    (no fp16 loss scaler, no XLA gradient sync), call that optimizer directly.
+    """
+    inner = getattr(optimizer, "optimizer", None)
+    plain = (
+        type(optimizer) is AcceleratedOptimizer
+        and acc.scaler is None
+        and acc.distributed_type != DistributedType.XLA
+        and isinstance(inner, torch.optim.Optimizer)
+    )
+    return inner.step if plain else optimizer.step
 
 
 def _rng_state() -> dict[str, Any]:
@@ -184,7 +212,7 @@ def train(
     acc = make_accelerator(train_cfg)
     seed_everything(train_cfg.seed)
     model = GPT(model_cfg)
-    optimizer = make_optimizer(model, train_cfg)
+    optimizer = make_optimizer(model, train_cfg, fused=acc.device.type in FUSED_DEVICES)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(train_cfg, s))
 
     start = 0
@@ -199,6 +227,7 @@ def train(
         atomic_write_text(metrics_path, "".join(json.dumps(m) + "\n" for m in metrics))
 
     model, optimizer = acc.prepare(model, optimizer)
+    optimizer_step = _step_fn(acc, optimizer)
     if train_cfg.compile:
         model = torch.compile(model)
     rank, world = acc.process_index, acc.num_processes
@@ -244,7 +273,7 @@ def train(
         acc.backward(loss)
         if train_cfg.grad_clip > 0:
             acc.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-        optimizer.step()
+        optimizer_step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.item()
