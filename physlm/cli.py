@@ -4,6 +4,8 @@ physlm chapter part3_3_capacity --scale cpu   execute one chapter into book/part
 physlm book --scale cpu [--chapters A B]       execute chapters, scorecard, HTML
 physlm render                                  scorecard + HTML from stored notebooks
 physlm bench NAME [ARGS...]                    run physlm.bench.NAME:main(argv)
+physlm train part3_3_capacity --scale gpu      train a chapter's runs into the run cache
+                                               (also under `accelerate launch -m physlm ...`)
 """
 
 from __future__ import annotations
@@ -100,6 +102,27 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return _render(book.repo_root())
 
 
+def find_trainer(chapter: str):
+    """The experiments module whose CHAPTER is `chapter` (it provides train_all)."""
+    import physlm.experiments as pkg
+
+    known = {}
+    for m in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"physlm.experiments.{m.name}")
+        if hasattr(module, "CHAPTER"):
+            known[module.CHAPTER] = module
+    if chapter not in known:
+        raise ValueError(f"chapter must be one of {sorted(known)} to train; got {chapter!r}")
+    return known[chapter]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    module = find_trainer(args.name)
+    n = module.train_all(args.scale, seed=args.seed, workers=args.workers)
+    print(f"{n} runs of {args.name} at scale {args.scale} are in the run cache", file=sys.stderr)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         bench_main = find_bench(args.name)
@@ -131,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="scorecard + HTML from the stored notebooks (no execution)")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("train", help="train a chapter's runs into the run cache")
+    p.add_argument("name", help="chapter name, e.g. part3_3_capacity")
+    p.add_argument("--scale", type=_scale, required=True, help=scale_help)
+    p.add_argument("--seed", type=int, default=0, help="the chapter's seed parameter")
+    p.add_argument("--workers", type=int, default=None, help="parallel CPU workers")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("bench", help="run a benchmark from physlm.bench")
     p.add_argument("name", help="module name in physlm/bench")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from accelerate import PartialState
 from safetensors.torch import load_model, save_model
 
 from physlm.checkpoint import atomic_write_text, sha256_file
@@ -104,21 +105,27 @@ def get_or_train(
     if (run_dir / DONE).exists():
         print(f"run {key}: DONE marker does not match the stored model; resuming from checkpoints")
         (run_dir / DONE).unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "model": model_cfg.to_dict(),
-        "train": train_cfg.to_dict(),
-        "data": data.spec(),
-        "code": code_version(),
-    }
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    state = PartialState()  # one process, or every rank of `accelerate launch`
+    if state.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model": model_cfg.to_dict(),
+            "train": train_cfg.to_dict(),
+            "data": data.spec(),
+            "code": code_version(),
+        }
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    state.wait_for_everyone()
     model, metrics = train(
         model_cfg, train_cfg, data, run_dir, evals=evals, progress=progress, stop_after=stop_after
     )
     if stop_after is not None and stop_after < train_cfg.steps:
         return Run(key, run_dir, model, metrics, cached=False)
-    tmp = run_dir / f".{FINAL}.tmp"
-    save_model(model, str(tmp))
-    os.replace(tmp, run_dir / FINAL)
-    atomic_write_text(run_dir / DONE, json.dumps({"model_sha256": sha256_file(run_dir / FINAL)}))
+    if state.is_main_process:  # only one process writes the final model and the marker
+        tmp = run_dir / f".{FINAL}.tmp"
+        save_model(model, str(tmp))
+        os.replace(tmp, run_dir / FINAL)
+        done = json.dumps({"model_sha256": sha256_file(run_dir / FINAL)})
+        atomic_write_text(run_dir / DONE, done)
+    state.wait_for_everyone()
     return Run(key, run_dir, model, metrics, cached=False)

@@ -67,7 +67,7 @@ class CapacityScale:
     shapes: tuple[Shape, ...]
     rows: int  # rows per optimizer step
     seq_len: int  # tokens per row (whole biographies are packed into it)
-    lr: float
+    lr: float  # peak learning rate of a width-`lr_width` model (see `lr_for`)
     weight_decay: float
     warmup_steps: int
     mlp_shape: int  # index into shapes for the GELU-vs-gated comparison
@@ -75,6 +75,7 @@ class CapacityScale:
     junk_exposures: int
     junk_fraction: str  # a fraction such as "7/8" (kept exact: it keys the run cache)
     max_params: int  # the largest non-embedding size this scale accepts
+    lr_width: int = 16
     threads: int | None = None  # CPU threads per run; tiny models run fastest on one
     workers: int = 1  # runs trained side by side (processes), e.g. one per core
 
@@ -105,6 +106,11 @@ class CapacityScale:
             raise ValueError(f"junk_fraction must be in [0, 1), got {self.junk_fraction}")
         if self.junk_useful_people <= 0 or self.junk_exposures <= 0:
             raise ValueError("junk_useful_people and junk_exposures must be positive")
+
+    def lr_for(self, shape: Shape) -> float:
+        """Peak learning rate scaled by 1/sqrt(width): larger models need a smaller rate
+        (Part 3.3 App. A), and a single rate either stalls the small or destabilises the large."""
+        return self.lr * (self.lr_width / shape.width) ** 0.5
 
     @property
     def exposures(self) -> tuple[int, ...]:
@@ -164,7 +170,7 @@ _register_part3_3(
     shapes=(Shape(1, 1, 16), Shape(1, 2, 32)),
     rows=4,
     seq_len=64,
-    lr=1e-2,
+    lr=3e-2,
     weight_decay=0.01,
     warmup_steps=5,
     mlp_shape=0,
@@ -179,11 +185,11 @@ _register_part3_3(
     scale="cpu",
     data="biod",
     biod=_SMALL_BIOD,
-    sweeps=((100, 1000), (1000, 150)),
-    shapes=(Shape(1, 1, 16), Shape(1, 1, 32), Shape(1, 2, 48)),
+    sweeps=((100, 1000), (1000, 400)),
+    shapes=(Shape(1, 1, 16), Shape(1, 1, 24), Shape(1, 2, 32)),
     rows=4,
     seq_len=64,
-    lr=1e-2,
+    lr=3e-2,
     weight_decay=0.01,
     warmup_steps=100,
     mlp_shape=1,
@@ -205,6 +211,7 @@ _register_part3_3(
     rows=24,
     seq_len=512,
     lr=1e-3,
+    lr_width=128,
     weight_decay=0.01,
     warmup_steps=1000,
     mlp_shape=2,
@@ -229,6 +236,7 @@ _register_part3_3(
     rows=192,
     seq_len=512,
     lr=1e-3,
+    lr_width=256,
     weight_decay=0.02,
     warmup_steps=1000,
     mlp_shape=2,

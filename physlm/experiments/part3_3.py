@@ -50,11 +50,11 @@ def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | Bi
     return BioSStream(**common)
 
 
-def train_config(plan: CapacityScale, data, seed: int = 0) -> TrainConfig:
+def train_config(plan: CapacityScale, s: Setting, data, seed: int = 0) -> TrainConfig:
     steps = data.steps_for(data.config.exposures)
     return TrainConfig(
         steps=steps,
-        lr=plan.lr,
+        lr=plan.lr_for(s.shape),
         weight_decay=plan.weight_decay,
         warmup_steps=min(plan.warmup_steps, max(1, steps // 10)),
         min_lr_ratio=0.1,
@@ -103,7 +103,7 @@ def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool =
     data = make_data(plan, s, seed)
     model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
     t0 = time.perf_counter()
-    run = get_or_train(model_cfg, train_config(plan, data, seed), data, progress=progress)
+    run = get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=progress)
     params = count_params(run.model, data.used_token_ids())
     cap = measure_capacity(run.model, data, params)
     return Outcome(s, run, data, params, cap.bits, cap.max_bits, time.perf_counter() - t0)
@@ -114,7 +114,7 @@ def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
     torch.set_num_threads(1)
     data = make_data(plan, s, seed)
     model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
-    return get_or_train(model_cfg, train_config(plan, data, seed), data, progress=False).key
+    return get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=False).key
 
 
 def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
@@ -131,6 +131,42 @@ def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, worker
     ctx = mp.get_context("spawn")
     with ctx.Pool(min(workers, len(settings))) as pool:
         pool.map(_train_only, [(plan, s, seed) for s in settings], chunksize=1)
+
+
+def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
+    """Every run of the chapter: the size sweep, the gated-MLP twin, clean/junk/domain runs."""
+    low_e = min(plan.exposures)
+    low_n = dict(plan.sweeps)[low_e]
+    shape = plan.shapes[plan.mlp_shape]
+    jn, je, jf = plan.junk_useful_people, plan.junk_exposures, plan.junk_fraction
+    return {
+        "sweep": [Setting(sh, n, e) for e, n in plan.sweeps for sh in plan.shapes],
+        "gated": [Setting(shape, low_n, low_e, mlp="gated")],
+        "junk": [
+            Setting(shape, jn, je),
+            Setting(shape, jn, je, junk_fraction=jf),
+            Setting(shape, jn, je, junk_fraction=jf, domain_token=True),
+        ],
+    }
+
+
+def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
+    """Train every run of the chapter into the run cache (`physlm train part3_3_capacity`).
+
+    Under `accelerate launch` each run is trained by all processes together, one after the
+    other; on a CPU the scale's worker processes train runs side by side.
+    """
+    from physlm.scales import part3_3
+
+    plan = part3_3(scale)
+    settings = [s for group in chapter_settings(plan).values() for s in group]
+    prefetch(plan, settings, seed, workers=plan.workers if workers is None else workers)
+    for s in settings:
+        run_setting(plan, s, seed)
+    return len(settings)
+
+
+CHAPTER = "part3_3_capacity"
 
 
 def quantized_bits(
