@@ -216,7 +216,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(train_cfg, s))
 
     start = 0
-    resumed = load_latest(ckpt_root, model, log=acc.print) if acc.is_main_process else None
+    # Every process loads the same checkpoint (reads only), so all ranks resume at one step.
+    resumed = load_latest(ckpt_root, model, log=acc.print)
     if resumed is not None:
         start, state = resumed
         optimizer.load_state_dict(state["optimizer"])
