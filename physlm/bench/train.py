@@ -1,0 +1,342 @@
+"""Training throughput: physlm's trainer against Hugging Face transformers on the same shape.
+
+`python -m physlm bench train [--steps N] [--mlp gelu|gated] [--threads T]` trains the model
+shape of `physlm.scales.BENCH_TRAIN` (Part 3.3's `cpu`-scale model) with `physlm.train.train`,
+the real training path (clipping, schedule and logging included; its one checkpoint, at the end,
+falls outside the timed steps), on random tokens, and in the same run the same shape as a
+transformers model in a plain AdamW loop. The two
+alternate for `--rounds` rounds so that load from other jobs falls on both; the first `--warmup`
+steps of every run are excluded and the best round of each side is reported.
+
+It prints tokens/s of each side, `ratio physlm/transformers: X.XX`, and the model FLOP
+utilisation of the physlm run: 6 x params x tokens/s (the forward + backward matmul work of a
+dense transformer, attention scores not counted) over the float32 (CPU) or bfloat16 (CUDA) GEMM
+rate measured in the same run (`physlm.bench.matmul`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import math
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from physlm.bench.matmul import default_gemm, gemm_rate
+from physlm.model import GPT, ModelConfig, count_params
+from physlm.train import TrainConfig, train
+
+# Used until physlm.scales defines BENCH_TRAIN; the output says which one was measured.
+FALLBACK_BENCH_TRAIN = {
+    "model": ModelConfig(vocab_size=512, n_layer=4, n_head=4, n_embd=128, block_size=256),
+    "batch_size": 32,
+    "seq_len": 128,
+}
+MLPS = ("gelu", "gated")
+TIMED_TOKENS = 100_000  # per run by default: ~1 s of the bench shape on one CPU core
+
+
+def bench_shape() -> tuple[dict, str]:
+    """The shape to measure and where it came from."""
+    try:
+        from physlm.scales import BENCH_TRAIN
+    except ImportError:
+        return FALLBACK_BENCH_TRAIN, "FALLBACK_BENCH_TRAIN (physlm.scales.BENCH_TRAIN not defined)"
+    return BENCH_TRAIN, "physlm.scales.BENCH_TRAIN"
+
+
+class RandomTokens:
+    """A BatchSource of uniform random tokens, all positions counted, that notes when each
+    batch is asked for: the trainer asks for batch s when step s starts, so the gaps between
+    those moments time the steps from inside the real training loop.
+    """
+
+    def __init__(self, vocab_size: int, batch_size: int, seq_len: int, seed: int = 0,
+                 distinct: int = 4) -> None:
+        for name, v in (("vocab_size", vocab_size), ("batch_size", batch_size),
+                        ("seq_len", seq_len), ("distinct", distinct)):
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"RandomTokens.{name} must be a positive int, got {v!r}")
+        self.vocab_size, self.batch_size, self.seq_len, self.seed = (
+            vocab_size, batch_size, seq_len, seed
+        )
+        g = torch.Generator().manual_seed(seed)
+        rows = torch.randint(0, vocab_size, (distinct, batch_size, seq_len + 1), generator=g)
+        mask = torch.ones(batch_size, seq_len, dtype=torch.bool)
+        # Precomputed so that making a batch costs nothing next to a training step.
+        self._batches = [
+            {"x": r[:, :-1].contiguous(), "y": r[:, 1:].contiguous(), "mask": mask} for r in rows
+        ]
+        self.started: dict[int, float] = {}
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.started[step] = time.perf_counter()
+        return self._batches[step % len(self._batches)]
+
+    def spec(self) -> dict:
+        return {"kind": "random_tokens", "vocab_size": self.vocab_size,
+                "batch_size": self.batch_size, "seq_len": self.seq_len, "seed": self.seed,
+                "distinct": len(self._batches)}
+
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    def throughput(self, warmup: int, steps: int) -> tuple[float, float]:
+        """(tokens/s over steps warmup..steps-2, seconds spent before step `warmup`).
+
+        The last step is left out: its end is not observed (the next batch is never asked for).
+        """
+        timed = steps - 1 - warmup
+        if timed <= 0:
+            raise ValueError(f"steps ({steps}) must exceed warmup ({warmup}) + 1")
+        span = self.started[steps - 1] - self.started[warmup]
+        return timed * self.tokens_per_step() / span, self.started[warmup] - self.started[0]
+
+
+def hf_model(cfg: ModelConfig) -> torch.nn.Module:
+    """The same shape in transformers: GPT2LMHeadModel for the GELU MLP, Llama for the gated one."""
+    import transformers as tf
+
+    # sdpa: the fastest attention transformers ships for both CPU and GPU.
+    common = dict(vocab_size=cfg.vocab_size, tie_word_embeddings=cfg.tie_embeddings,
+                  bos_token_id=None, eos_token_id=None, pad_token_id=None,
+                  attn_implementation="sdpa")
+    if cfg.mlp == "gelu":
+        hc = tf.GPT2Config(
+            n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+            n_head=cfg.n_head, n_inner=cfg.hidden, activation_function="gelu_new",  # tanh GELU
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
+        )
+        cls = tf.GPT2LMHeadModel
+    elif cfg.mlp == "gated":
+        hc = tf.LlamaConfig(
+            hidden_size=cfg.n_embd, intermediate_size=cfg.hidden,
+            num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+            num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.block_size,
+            rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base},
+            attention_bias=cfg.bias, mlp_bias=cfg.bias, attention_dropout=0.0, **common,
+        )
+        cls = tf.LlamaForCausalLM
+    else:
+        raise ValueError(
+            f"mlp must be one of {MLPS} for the transformers baseline, got {cfg.mlp!r}"
+        )
+    return cls(hc)
+
+
+def hf_differences(cfg: ModelConfig) -> list[str]:
+    """Where the transformers model cannot match the physlm shape, in words."""
+    out = []
+    if cfg.mlp == "gelu":
+        if cfg.pos != "learned":
+            out.append(f"GPT2LMHeadModel has learned absolute positions (physlm: {cfg.pos})")
+        if not cfg.bias:
+            out.append("GPT2LMHeadModel has biases in every linear and LayerNorm (physlm: none)")
+        if cfg.norm != "layer":
+            out.append("GPT2LMHeadModel uses LayerNorm (physlm: RMSNorm)")
+    else:
+        if cfg.pos != "rope":
+            out.append(f"LlamaForCausalLM has rotary positions (physlm: {cfg.pos})")
+        elif cfg.rope_fraction != 1.0:
+            out.append(f"LlamaForCausalLM rotates all head dims (physlm: {cfg.rope_fraction:g})")
+        if cfg.norm != "rms":
+            out.append("LlamaForCausalLM uses RMSNorm (physlm: LayerNorm)")
+    if cfg.qk_norm:
+        out.append("the transformers model has no QK-norm")
+    return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    tokens_per_s: float
+    warmup_s: float  # wall time of the excluded first steps (compilation included)
+
+
+def run_physlm(cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: int) -> RunResult:
+    """One run of physlm's trainer in a throw-away run directory."""
+    with tempfile.TemporaryDirectory(prefix="physlm-bench-") as run_dir:
+        with contextlib.redirect_stdout(io.StringIO()):  # the trainer's own summary line
+            train(cfg, tcfg, data, run_dir, progress=False)
+    return RunResult(*data.throughput(warmup, tcfg.steps))
+
+
+def run_hf(cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: int,
+           fused: bool = False) -> RunResult:
+    """A plain loop: forward, cross-entropy, backward, clip, AdamW (physlm's lr, betas, eps and
+    weight decay, here on every parameter); `fused` picks torch's fused AdamW kernel, the
+    default of transformers' own Trainer."""
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    torch.manual_seed(tcfg.seed)
+    model = hf_model(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
+                            eps=tcfg.eps, weight_decay=tcfg.weight_decay, fused=fused or None)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
+                else contextlib.nullcontext())
+    for step in range(tcfg.steps):
+        b = data.batch(step)
+        x, y = b["x"].to(device), b["y"].to(device)
+        with autocast:
+            logits = model(input_ids=x, use_cache=False).logits  # no KV cache in training
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        if tcfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+    return RunResult(*data.throughput(warmup, tcfg.steps))
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    physlm: list[RunResult]
+    hf: list[RunResult]
+    params: int  # physlm's, tied embeddings counted once
+    gemm_flops: float  # best measured GEMM rate, FLOP/s
+    gemm_dtype: str
+    gemm_n: int
+    gemm_samples: int
+
+    @property
+    def physlm_tps(self) -> float:
+        return max(r.tokens_per_s for r in self.physlm)
+
+    @property
+    def hf_tps(self) -> float:
+        return max(r.tokens_per_s for r in self.hf)
+
+    @property
+    def ratio(self) -> float:
+        return self.physlm_tps / self.hf_tps
+
+    @property
+    def utilisation(self) -> float:
+        return 6 * self.params * self.physlm_tps / self.gemm_flops
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="physlm bench train", description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"optimizer steps per run (default: ~{TIMED_TOKENS:,} timed tokens)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="first steps left out of the timing (default: a tenth, 3 to 30)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating physlm/transformers runs")
+    p.add_argument("--mlp", choices=MLPS, default=None,
+                   help="MLP of both models (default: the bench shape's; gated -> Llama)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--compile", action="store_true", help="physlm with TrainConfig(compile=True)")
+    p.add_argument("--hf-fused", action="store_true",
+                   help="transformers with torch's fused AdamW (its Trainer's default) instead of "
+                        "plain torch.optim.AdamW")
+    args = p.parse_args(argv)
+    for name in ("steps", "rounds", "threads"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            p.error(f"--{name} must be positive, got {value}")
+    if args.warmup is not None and args.warmup < 0:
+        p.error(f"--warmup must be >= 0, got {args.warmup}")
+    return args
+
+
+def default_steps(tokens_per_step: int, steps: int | None, warmup: int | None) -> tuple[int, int]:
+    """(steps, warmup): by default enough steps for ~TIMED_TOKENS timed tokens."""
+    if steps is None:
+        timed = max(10, math.ceil(TIMED_TOKENS / tokens_per_step))
+        warmup = warmup if warmup is not None else min(30, max(3, timed // 10))
+        steps = warmup + 1 + timed
+    warmup = warmup if warmup is not None else min(30, max(3, steps // 10))
+    if steps < warmup + 2:
+        raise ValueError(f"--steps ({steps}) must be at least --warmup ({warmup}) + 2")
+    return steps, warmup
+
+
+def run_bench(cfg: ModelConfig, batch: int, seq: int, tcfg: TrainConfig, warmup: int,
+              rounds: int, hf_fused: bool = False, log=print) -> BenchResult:
+    """Alternate physlm and transformers runs (which goes first alternates too), measuring the
+    GEMM rate before each round and once more at the end; the best rate is the ceiling."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    gemm_dtype, gemm_n = default_gemm(device)
+    runs: dict[str, list[RunResult]] = {"physlm": [], "transformers": []}
+    sides = {"physlm": run_physlm,
+             "transformers": functools.partial(run_hf, fused=hf_fused)}
+    rates = []
+    for r in range(rounds):
+        rates.append(gemm_rate(gemm_n, gemm_dtype, device))
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+        for name in order:
+            runs[name].append(sides[name](cfg, tcfg, RandomTokens(cfg.vocab_size, batch, seq),
+                                          warmup))
+        a, b = runs["physlm"][-1], runs["transformers"][-1]
+        log(f"round {r + 1}: physlm {a.tokens_per_s:,.0f} tokens/s (first steps {a.warmup_s:.1f}"
+            f" s), transformers {b.tokens_per_s:,.0f} tokens/s (first steps {b.warmup_s:.1f} s)")
+    rates.append(gemm_rate(gemm_n, gemm_dtype, device))
+    return BenchResult(runs["physlm"], runs["transformers"], count_params(GPT(cfg)), max(rates),
+                       str(gemm_dtype).removeprefix("torch."), gemm_n, len(rates))
+
+
+def report(res: BenchResult, cuda: bool) -> list[str]:
+    """The summary lines; `ratio physlm/transformers: X.XX` is the one scripts read."""
+    def median(runs: list[RunResult]) -> float:
+        return statistics.median(r.tokens_per_s for r in runs)
+
+    label = "model FLOP utilisation" if cuda else "matmul utilisation"
+    return [
+        f"physlm tokens/s: {res.physlm_tps:,.0f} (best round; median {median(res.physlm):,.0f})",
+        f"transformers tokens/s: {res.hf_tps:,.0f} (best round; median {median(res.hf):,.0f})",
+        f"ratio physlm/transformers: {res.ratio:.2f}",
+        f"{label} physlm/{res.gemm_dtype} GEMM: {res.utilisation:.1%} "
+        f"(6 x {res.params:,} params x {res.physlm_tps:,.0f} tokens/s = "
+        f"{6 * res.params * res.physlm_tps / 1e9:.2f} GFLOP/s; {res.gemm_dtype} GEMM n="
+        f"{res.gemm_n}: {res.gemm_flops / 1e9:.1f} GFLOP/s, best of {res.gemm_samples})",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        print(f"physlm bench train: error: the baseline needs transformers ({exc}); "
+              "pip install transformers", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    shape, source = bench_shape()
+    cfg: ModelConfig = shape["model"]
+    if args.mlp is not None:
+        cfg = cfg.with_(mlp=args.mlp)
+    batch, seq = shape["batch_size"], shape["seq_len"]
+    if seq > cfg.block_size:
+        raise ValueError(f"bench seq_len {seq} exceeds the model's block_size {cfg.block_size}")
+    steps, warmup = default_steps(batch * seq, args.steps, args.warmup)
+    tcfg = TrainConfig(steps=steps, warmup_steps=warmup, checkpoint_every=steps,
+                       log_every=steps, compile=args.compile)
+    cuda = torch.cuda.is_available()
+    where = torch.cuda.get_device_name() if cuda else f"cpu, {torch.get_num_threads()} threads"
+    hf_name = "GPT2LMHeadModel" if cfg.mlp == "gelu" else "LlamaForCausalLM"
+    hf_params = sum(p.numel() for p in hf_model(cfg).parameters())
+    print(f"shape: {source}")
+    print(f"model: L{cfg.n_layer} H{cfg.n_head} D{cfg.n_embd} V{cfg.vocab_size} "
+          f"mlp={cfg.mlp} pos={cfg.pos} norm={cfg.norm}, {count_params(GPT(cfg)):,} params "
+          f"(transformers {hf_name}: {hf_params:,}); batch {batch} x seq {seq}; {where}")
+    for diff in hf_differences(cfg):
+        print(f"  {diff}")
+    print(f"{steps} steps per run, first {warmup} untimed, {args.rounds} rounds; physlm "
+          f"compile={args.compile}, fused AdamW; transformers: sdpa attention, no KV cache, "
+          f"{'fused' if args.hf_fused else 'plain'} torch.optim.AdamW")
+    res = run_bench(cfg, batch, seq, tcfg, warmup, args.rounds, hf_fused=args.hf_fused,
+                    log=lambda line: print(line, flush=True))
+    for line in report(res, cuda):
+        print(line)
+    return 0
