@@ -55,6 +55,11 @@ def gemm_rate(
     return flop * reps / max(best, 1e-12)
 
 
+def cpu_threads() -> str:
+    n = torch.get_num_threads()
+    return f"cpu, {n} thread{'s' if n != 1 else ''}"
+
+
 def default_gemm(device: torch.device) -> tuple[torch.dtype, int]:
     """The dtype training runs its matmuls in, and a size that saturates the device."""
     if device.type == "cuda":
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype, n0 = default_gemm(device)
     dtype = DTYPES[args.dtype] if args.dtype else dtype
-    where = "cuda" if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    where = "cuda" if device.type == "cuda" else cpu_threads()
     for n in args.n or [n0]:
         rate = gemm_rate(n, dtype, device)
         print(f"GEMM {str(dtype).removeprefix('torch.')} n={n} ({where}): {rate / 1e9:.1f} GFLOP/s")

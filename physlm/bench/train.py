@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from physlm.bench.matmul import default_gemm, gemm_rate
+from physlm.bench.matmul import cpu_threads, default_gemm, gemm_rate
 from physlm.model import GPT, ModelConfig, count_params
 from physlm.train import TrainConfig, train
 
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     tcfg = TrainConfig(steps=steps, warmup_steps=warmup, checkpoint_every=steps,
                        log_every=steps, compile=args.compile)
     cuda = torch.cuda.is_available()
-    where = torch.cuda.get_device_name() if cuda else f"cpu, {torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name() if cuda else cpu_threads()
     hf_name = "GPT2LMHeadModel" if cfg.mlp == "gelu" else "LlamaForCausalLM"
     hf_params = sum(p.numel() for p in hf_model(cfg).parameters())
     print(f"shape: {source}")
