@@ -71,6 +71,7 @@ class CapacityScale:
     weight_decay: float
     warmup_steps: int
     mlp_shape: int  # index into shapes for the GELU-vs-gated comparison
+    mlp_replicas: int  # independent repeats of that comparison
     junk_useful_people: int  # N of the useful data in the junk experiment
     junk_exposures: int
     junk_fraction: str  # a fraction such as "7/8" (kept exact: it keys the run cache)
@@ -100,6 +101,8 @@ class CapacityScale:
                     f"too large for scale {self.scale!r} (at most {self.max_params:,}); "
                     "use a larger scale"
                 )
+        if not isinstance(self.mlp_replicas, int) or self.mlp_replicas < 1:
+            raise ValueError(f"mlp_replicas must be a positive int, got {self.mlp_replicas!r}")
         if not 0 <= self.mlp_shape < len(self.shapes):
             raise ValueError(f"mlp_shape must index shapes (0..{len(self.shapes) - 1})")
         if not 0.0 <= float(Fraction(self.junk_fraction)) < 1.0:
@@ -174,6 +177,7 @@ _register_part3_3(
     weight_decay=0.01,
     warmup_steps=5,
     mlp_shape=0,
+    mlp_replicas=2,
     junk_useful_people=40,
     junk_exposures=5,
     junk_fraction="7/8",
@@ -193,6 +197,7 @@ _register_part3_3(
     weight_decay=0.01,
     warmup_steps=100,
     mlp_shape=1,
+    mlp_replicas=3,
     junk_useful_people=250,
     junk_exposures=100,
     junk_fraction="7/8",
@@ -215,6 +220,7 @@ _register_part3_3(
     weight_decay=0.01,
     warmup_steps=1000,
     mlp_shape=2,
+    mlp_replicas=1,
     junk_useful_people=20_000,
     junk_exposures=100,
     junk_fraction="7/8",
@@ -240,6 +246,7 @@ _register_part3_3(
     weight_decay=0.02,
     warmup_steps=1000,
     mlp_shape=2,
+    mlp_replicas=1,
     junk_useful_people=100_000,
     junk_exposures=100,
     junk_fraction="7/8",

@@ -12,7 +12,7 @@ def test_train_fills_the_cache(tmp_path, monkeypatch, capsys):
     settings = [s for group in chapter_settings(plan).values() for s in group]
     assert "runs of part3_3_capacity" in capsys.readouterr().err
     assert all(run_setting(plan, s, progress=False).run.cached for s in settings)
-    assert len(list(tmp_path.glob("*/DONE"))) == len(settings)
+    assert len(list(tmp_path.glob("*/DONE"))) == len(set(settings))
 
 
 def test_train_unknown_chapter_is_a_usage_error(capsys):

@@ -32,6 +32,10 @@ class Setting:
     mlp: str = "gelu"
     junk_fraction: str = "0"
     domain_token: bool = False
+    replica: int = 0  # an independent repeat: other people, other initialisation
+
+    def seed(self, base: int) -> int:
+        return base + 1000 * self.replica
 
 
 def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | BioSStream:
@@ -41,7 +45,7 @@ def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | Bi
         exposures=s.exposures,
         batch_size=plan.rows,
         seq_len=plan.seq_len,
-        seed=seed,
+        seed=s.seed(seed),
         junk_fraction=s.junk_fraction,
         domain_token=s.domain_token,
     )
@@ -58,7 +62,7 @@ def train_config(plan: CapacityScale, s: Setting, data, seed: int = 0) -> TrainC
         weight_decay=plan.weight_decay,
         warmup_steps=min(plan.warmup_steps, max(1, steps // 10)),
         min_lr_ratio=0.1,
-        seed=seed,
+        seed=s.seed(seed),
         log_every=max(1, steps // 50),
     )
 
@@ -98,12 +102,18 @@ class Outcome:
         }
 
 
-def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Outcome:
-    """Train (or load) the model of a setting and measure the bits it stores."""
+def train_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Run:
+    """Train (or load) the run of a setting."""
     data = make_data(plan, s, seed)
     model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
+    return get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=progress)
+
+
+def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Outcome:
+    """Train (or load) the model of a setting and measure the bits it stores."""
     t0 = time.perf_counter()
-    run = get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=progress)
+    run = train_setting(plan, s, seed, progress)
+    data = make_data(plan, s, seed)
     params = count_params(run.model, data.used_token_ids())
     cap = measure_capacity(run.model, data, params)
     return Outcome(s, run, data, params, cap.bits, cap.max_bits, time.perf_counter() - t0)
@@ -112,9 +122,7 @@ def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool =
 def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
     plan, s, seed = args
     torch.set_num_threads(1)
-    data = make_data(plan, s, seed)
-    model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
-    return get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=False).key
+    return train_setting(plan, s, seed, progress=False).key
 
 
 def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
@@ -134,14 +142,22 @@ def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, worker
 
 
 def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
-    """Every run of the chapter: the size sweep, the gated-MLP twin, clean/junk/domain runs."""
+    """Every run of the chapter: the size sweep, GELU/gated pairs, clean/junk/domain runs.
+
+    The MLP comparison is repeated `plan.mlp_replicas` times: at 100 exposures small models sit
+    near the onset of memorisation, where single runs differ by several times.
+    """
     low_e = min(plan.exposures)
     low_n = dict(plan.sweeps)[low_e]
     shape = plan.shapes[plan.mlp_shape]
     jn, je, jf = plan.junk_useful_people, plan.junk_exposures, plan.junk_fraction
     return {
         "sweep": [Setting(sh, n, e) for e, n in plan.sweeps for sh in plan.shapes],
-        "gated": [Setting(shape, low_n, low_e, mlp="gated")],
+        "mlp": [
+            Setting(shape, low_n, low_e, mlp=mlp, replica=r)
+            for r in range(plan.mlp_replicas)
+            for mlp in ("gelu", "gated")
+        ],
         "junk": [
             Setting(shape, jn, je),
             Setting(shape, jn, je, junk_fraction=jf),
