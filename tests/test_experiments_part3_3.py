@@ -53,3 +53,15 @@ def test_junk_and_domain_settings_change_the_data():
     steps = range(8)  # junk takes 7/8 of the rows: a few steps hold useful ones
     assert any((dom.batch(s)["x"] == dom.vocab.dom_id).any() for s in steps)
     assert not any((junk.batch(s)["x"] == junk.vocab.dom_id).any() for s in steps)
+
+
+def test_bios_path_of_the_gpu_preset_runs_end_to_end(tmp_path, monkeypatch):
+    """The gpu/paper presets use bioS; one tiny run through the same functions."""
+    monkeypatch.setenv("PHYSLM_RUNS", str(tmp_path))
+    torch.set_num_threads(1)
+    plan = part3_3("gpu", people=40, shapes=[[1, 1]])
+    assert plan.data == "bios"
+    out = run_setting(plan, Setting(plan.shapes[0], 40, 1), progress=False)
+    assert out.data.knowledge()["kind"] == "bioS"
+    assert out.max_bits > 40 * 47  # log2 S0 = 47.6 bits of attributes per person, plus names
+    assert out.params == count_params(out.run.model, out.data.used_token_ids())
