@@ -194,7 +194,7 @@ class Probe:
             raise ValueError(
                 f"features must have shape [N, {self.weight.shape[1]}], got {tuple(features.shape)}"
             )
-        x = (features.float() - self.mean) / self.scale
+        x = (features.detach().float().to(self.mean.device) - self.mean) / self.scale
         return x @ self.weight.T + self.bias
 
     def predict(self, features: Tensor) -> Tensor:
