@@ -3,6 +3,10 @@
 "GPT2" in Parts 2-3 means GPT-2 with rotary position embedding on a fraction of each head's
 dimensions (GPT-NeoX style, Part 3.1 App. B); Part 3.3 writes shapes as GPT2-l-h (l layers, h
 heads, width 64h, no dropout). LLaMA/Mistral differ by the gated (SwiGLU) MLP and RMSNorm.
+
+Part 1 (arXiv 2305.13673, position-embedding comparison) compares GPT (learned absolute
+positions, `pos="learned"`), GPT_rel (`"relative"`), GPT_rot (`"rope"`), GPT_pos
+(`"position_only"`) and GPT_uni (`"uniform"`); see `Attention` for the three new ones.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-POSITIONS = ("learned", "rope", "none")
+POSITIONS = ("learned", "rope", "none", "relative", "position_only", "uniform")
 MLPS = ("gelu", "gated", "none")
 NORMS = ("layer", "rms")
 
@@ -38,6 +42,7 @@ class ModelConfig:
     qk_norm: bool = False
     bias: bool = False
     init_std: float = 0.02
+    rel_max_distance: int | None = None  # "relative"/"position_only": None = block_size - 1
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size")
@@ -65,6 +70,42 @@ class ModelConfig:
             )
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:
             raise ValueError(f"ModelConfig.mlp_hidden must be positive, got {self.mlp_hidden!r}")
+        self._check_part1_positions()
+
+    def _check_part1_positions(self) -> None:
+        """Validate the fields only Part 1's attention variants read."""
+        d = self.rel_max_distance
+        if d is not None and (
+            isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= self.block_size - 1
+        ):
+            raise ValueError(
+                "ModelConfig.rel_max_distance must be None or an int in "
+                f"[1, block_size - 1 = {self.block_size - 1}], got {d!r}"
+            )
+        if self.pos in ("position_only", "uniform") and self.qk_norm:
+            raise ValueError(
+                f"ModelConfig.qk_norm needs queries and keys; pos={self.pos!r} has none"
+            )
+        if self.pos == "uniform" and self.n_head > self.max_uniform_heads:
+            raise ValueError(
+                f"ModelConfig.n_head ({self.n_head}) too large for pos='uniform' with block_size "
+                f"{self.block_size}: head h averages 2^h tokens, so at most "
+                f"{self.max_uniform_heads} heads have distinct windows inside the block"
+            )
+
+    @property
+    def rel_distances(self) -> int:
+        """Rows of the relative-distance tables: distances 0..D, farther ones clipped to D."""
+        d = self.block_size - 1 if self.rel_max_distance is None else self.rel_max_distance
+        return d + 1
+
+    @property
+    def max_uniform_heads(self) -> int:
+        """Most `uniform` heads whose windows 2^h differ within the block (2^(H-2) < block)."""
+        heads = 1
+        while 2 ** (heads - 1) < self.block_size:
+            heads += 1
+        return heads
 
     @property
     def head_dim(self) -> int:
@@ -155,18 +196,68 @@ def rotary_operands(cfg: ModelConfig, seq_len: int, device: torch.device) -> tup
     return c, s, r
 
 
+def clipped_distances(seq_len: int, max_distance: int, device: torch.device) -> Tensor:
+    """(T, T) long table min(i - j, D) for j <= i, 0 above the diagonal (masked anyway)."""
+    pos = torch.arange(seq_len, device=device)
+    return (pos[:, None] - pos[None, :]).clamp(0, max_distance)
+
+
+def uniform_weights(n_head: int, seq_len: int, device: torch.device) -> Tensor:
+    """(H, T, T) fixed GPT_uni attention: head h averages tokens i - 2^h < j <= i.
+
+    Part 1 (arXiv 2305.13673, position-embedding comparison) gives head h "the previous
+    2^h - 1 tokens"; Part 4.1 Sec. 4 recalls the same model as averaging the past k tokens for
+    k in {1, 2, 4, 8, ...}. Both agree if the window is the current token plus the 2^h - 1
+    before it (head 0 is the token itself), which is the reading used here. Near the start of
+    the sequence a head averages the tokens that exist.
+    """
+    pos = torch.arange(seq_len, device=device)
+    gap = pos[:, None] - pos[None, :]  # i - j
+    window = 2 ** torch.arange(n_head, device=device)[:, None, None]
+    inside = (gap >= 0) & (gap < window)
+    return inside / inside.sum(-1, keepdim=True)
+
+
 class Attention(nn.Module):
+    """Causal multi-head attention; `cfg.pos` picks how scores are formed.
+
+    `learned`, `rope`, `none`: softmax(q.k / sqrt(d_head)) through SDPA. Part 1's variants
+    (arXiv 2305.13673, position-embedding comparison), with d = min(i - j, D) the clipped
+    distance (D = `rel_max_distance`):
+    - `relative` (GPT_rel): DeBERTa's disentangled attention (He et al. 2021, Sec. 3.1),
+      score = (q_i.k_j + q_i.K_r[d] + Q_r[d].k_j) / sqrt(3 d_head), where K_r, Q_r project
+      one relative-distance table shared by all layers (`GPT.wre`), as in DeBERTa. Only
+      j <= i occurs in a decoder, so one table row per distance d >= 0 serves both terms.
+    - `position_only` (GPT_pos): score = a_h[d], a learned scalar per head and distance:
+      where to look ignores content, what is read (values) does not.
+    - `uniform` (GPT_uni): fixed weights from `uniform_weights`; no scores are learned, and the
+      module holds only the value and output maps.
+    """
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        if cfg.pos in ("position_only", "uniform"):
+            self.v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        else:
+            self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         if cfg.qk_norm:
             self.q_norm = make_norm(cfg, cfg.head_dim)
             self.k_norm = make_norm(cfg, cfg.head_dim)
+        if cfg.pos == "relative":
+            self.rel_q = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+            self.rel_k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        if cfg.pos == "position_only":
+            self.pos_logits = nn.Parameter(torch.zeros(cfg.n_head, cfg.rel_distances))
 
     def forward(self, x: Tensor, rope: tuple[Tensor, ...] | None) -> Tensor:
-        """`rope` is `rotary_operands(...)` cut to this length, or None."""
+        """`rope` is `rotary_operands(...)` cut to this length, or None.
+
+        For Part 1's variants it is instead `GPT.position_operands(T)`.
+        """
+        if self.cfg.pos in ("relative", "position_only", "uniform"):
+            return self._part1_forward(x, rope)
         B, T, C = x.shape
         H = self.cfg.n_head
         qkv = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
@@ -179,6 +270,61 @@ class Attention(nn.Module):
         q, k = qk
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+    def _heads(self, t: Tensor) -> Tensor:
+        """(B, T, C) -> (B, H, T, d_head)."""
+        B, T, C = t.shape
+        return t.view(B, T, self.cfg.n_head, C // self.cfg.n_head).transpose(1, 2)
+
+    def _merge(self, y: Tensor) -> Tensor:
+        B, H, T, hd = y.shape
+        return self.proj(y.transpose(1, 2).reshape(B, T, H * hd))
+
+    def _relative_parts(
+        self, x: Tensor, operands: tuple[Tensor, ...]
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+        """(q, k, v, bias, scale): bias is the causal c2p + p2c term, already times scale."""
+        table, dist = operands
+        B, T, C = x.shape
+        H = self.cfg.n_head
+        q, k, v = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
+        if self.cfg.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        rows = table.shape[0]
+        k_r = self.rel_k(table).view(rows, H, C // H).transpose(0, 1)  # (H, D+1, d_head)
+        q_r = self.rel_q(table).view(rows, H, C // H).transpose(0, 1)
+        i = torch.arange(T, device=x.device)
+        c2p = (q @ k_r.transpose(-1, -2))[:, :, i[:, None], dist]  # q_i . K_r[d(i, j)]
+        p2c = (k @ q_r.transpose(-1, -2))[:, :, i[None, :], dist]  # Q_r[d(i, j)] . k_j
+        scale = 1.0 / math.sqrt(3 * (C // H))
+        bias = ((c2p + p2c) * scale).masked_fill(i[None, :] > i[:, None], float("-inf"))
+        return q, k, v, bias, scale
+
+    def attention_weights(self, x: Tensor, operands: tuple[Tensor, ...]) -> Tensor:
+        """(B, H, T, T) attention probabilities of Part 1's variants, for analysis and tests."""
+        pos = self.cfg.pos
+        if pos == "relative":
+            q, k, _, bias, scale = self._relative_parts(x, operands)
+            return torch.softmax((q @ k.transpose(-1, -2)) * scale + bias, dim=-1)
+        if pos == "position_only":
+            (dist,) = operands
+            T = dist.shape[0]
+            logits = self.pos_logits[:, dist].masked_fill(
+                torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf")
+            )
+            return torch.softmax(logits, dim=-1).expand(x.shape[0], -1, -1, -1)
+        if pos == "uniform":
+            (weights,) = operands
+            return weights.to(x.dtype).expand(x.shape[0], -1, -1, -1)
+        raise ValueError(f"attention_weights covers pos in {POSITIONS[3:]}, got {pos!r}")
+
+    def _part1_forward(self, x: Tensor, operands: tuple[Tensor, ...]) -> Tensor:
+        if self.cfg.pos == "relative":
+            q, k, v, bias, scale = self._relative_parts(x, operands)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=scale)
+            return self._merge(y)
+        v = self._heads(self.v(x))
+        return self._merge(self.attention_weights(x, operands).to(v.dtype) @ v)
 
 
 class MLP(nn.Module):
@@ -227,6 +373,11 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         if cfg.pos == "learned":
             self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        if cfg.pos == "relative":  # DeBERTa's relative-distance table, shared by all layers
+            self.wre = nn.Embedding(cfg.rel_distances, cfg.n_embd)
+        if cfg.pos == "uniform":
+            weights = uniform_weights(cfg.n_head, cfg.block_size, torch.device("cpu"))
+            self.register_buffer("uniform_w", weights, persistent=False)
         if cfg.pos == "rope":
             # Computed once, not per step; not persistent, so checkpoints hold weights only.
             operands = rotary_operands(cfg, cfg.block_size, torch.device("cpu"))
@@ -258,9 +409,22 @@ class GPT(nn.Module):
         if self.cfg.pos == "learned":
             x = x + self.wpe(torch.arange(T, device=idx.device))
         rope = (self.rope_c[:T], self.rope_s[:T], self.rope_r) if self.cfg.pos == "rope" else None
+        if self.cfg.pos in ("relative", "position_only", "uniform"):
+            rope = self.position_operands(T)
         for block in self.blocks:
             x = block(x, rope)
         return self.lm_head(self.ln_f(x))
+
+    def position_operands(self, seq_len: int) -> tuple[Tensor, ...]:
+        """What Part 1's attention variants read besides x, for a sequence of `seq_len`."""
+        cfg, device = self.cfg, self.wte.weight.device
+        if cfg.pos == "relative":
+            return self.wre.weight, clipped_distances(seq_len, cfg.rel_distances - 1, device)
+        if cfg.pos == "position_only":
+            return (clipped_distances(seq_len, cfg.rel_distances - 1, device),)
+        if cfg.pos == "uniform":
+            return (self.uniform_w[:, :seq_len, :seq_len],)
+        raise ValueError(f"position operands exist for pos in {POSITIONS[3:]}, got {cfg.pos!r}")
 
 
 def count_params(model: GPT, used_token_ids: Tensor | None = None) -> int:
