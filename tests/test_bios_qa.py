@@ -193,6 +193,20 @@ def test_inverse_questions_state_the_given_attributes(bios):
             assert f["name"] not in it.prompt and it.answer in f["name"]
 
 
+def test_half_hints_are_a_seeded_coin_per_person(bios):
+    a = p32_items(bios, "month_mod2", hint="half", seed=3)
+    flags = [it.hint for it in a]
+    assert (
+        0 < sum(flags) < N
+        and [it.hint for it in p32_items(bios, "month_mod2", hint="half", seed=3)] == flags
+    )
+    full = p32_items(bios, "month_mod2", hint=True, seed=3)
+    plain = p32_items(bios, "month_mod2", seed=3)
+    for it, h, p in zip(a, full, plain, strict=True):
+        assert it == (h if it.hint else p)
+    assert flags != [it.hint for it in p32_items(bios, "month_mod2", hint="half", seed=4)]
+
+
 def test_comparison_partners_form_a_cycle():
     people = list(range(3, 40, 2))
     pr = pairs(people, seed=4)
@@ -348,6 +362,8 @@ def test_bad_task_parameters(bios):
         p32_items(bios, "month_mod7")
     with pytest.raises(ValueError, match="hint"):
         p32_items(bios, "partial_birth_year", hint=True)
+    with pytest.raises(ValueError, match="hint"):
+        p32_items(bios, "month_mod2", hint="always")
     with pytest.raises(ValueError, match="people"):
         p31_items(bios, [0, N])
     with pytest.raises(ValueError, match="people"):

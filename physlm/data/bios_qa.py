@@ -45,7 +45,7 @@ from physlm.data.bios_pools import DAYS, MONTHS, YEARS
 from physlm.data.vocab import Vocab, split_words
 
 VERSION = "bios-qa-1"
-_T_SPLIT, _T_PAIR, _T_QA = 201, 202, 203  # random-stream tags, apart from bios.py's
+_T_SPLIT, _T_PAIR, _T_QA, _T_HINT = 201, 202, 203, 204  # random-stream tags, apart from bios.py's
 
 # ---------------------------------------------------------------------------------------------
 # wording
@@ -345,24 +345,34 @@ def pairs(people: Sequence[int], seed: int = 0) -> list[tuple[int, int]]:
 
 
 def p32_items(
-    bios: BioSStream, task: str, people=None, hint: bool = False, seed: int = 0
+    bios: BioSStream, task: str, people=None, hint: bool | str = False, seed: int = 0
 ) -> list[QAItem]:
     """Items of one Part 3.2 task (a name from `p32_tasks`) for ``people`` (default: everyone).
 
     ``hint=True`` writes the needed attribute values before the answer; only classification and
-    comparison have a hint (Part 3.2 Sec. 4-5). ``seed`` picks the comparison partners.
+    comparison have a hint (Part 3.2 Sec. 4-5). ``hint="half"`` hints each person's item with
+    probability 1/2 (seeded), the paper's "train with hint" mix. ``seed`` also picks the
+    comparison partners.
     """
     if task not in p32_tasks():
         raise ValueError(f"task must be one of {p32_tasks()}, got {task!r}")
+    if hint not in (False, True, "half") or not isinstance(hint, bool | str):
+        raise ValueError(f"hint must be False, True or 'half', got {hint!r}")
     if hint and task not in HINTED:
-        raise ValueError(f"hint=True is defined only for tasks {HINTED}, got task {task!r}")
+        raise ValueError(f"hint is defined only for tasks {HINTED}, got task {task!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     v, f, ids = qa_vocab(bios), _Facts(bios), _people(bios, people)
+    if hint == "half":
+        coin = np.random.default_rng([int(seed), _T_HINT]).random(len(ids)) < 0.5
+        hinted = {i: bool(c) for i, c in zip(ids, coin, strict=True)}
+    else:
+        hinted = dict.fromkeys(ids, bool(hint))
     out: list[QAItem] = []
 
     def item(i, question, answer, hint_text=None, other=-1):
-        out.append(_make_item(v, task, i, question, answer, hint_text if hint else None, other))
+        h = hint_text if hinted[i] else None
+        out.append(_make_item(v, task, i, question, answer, h, other))
 
     if task.startswith("partial_"):
         what = task.removeprefix("partial_birth_")
@@ -530,6 +540,7 @@ class QAStream:
             raise ValueError("items must not be empty")
         self.config = c = config
         self.items = list(items)
+        self._digest = items_digest(self.items)
         self.mixed = Fraction(c.qa_fraction) < 1
         if self.mixed:
             if bios is None:
@@ -561,7 +572,7 @@ class QAStream:
             "kind": "bioS-QA",
             "version": VERSION,
             "vocab": self.vocab.digest,
-            "items": items_digest(self.items),
+            "items": self._digest,
             "n_items": len(self.items),
             **asdict(self.config),
             "items_per_row": self.items_per_row,
