@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from physlm.claims import Ledger
+from physlm.claims import NOT_HERE, Ledger, factor_verdict, threshold_verdict
 from physlm.data.bios import BioSStream
 from physlm.experiments.part3_3 import (
     Setting,
@@ -166,7 +166,7 @@ low_e = min(plan.exposures)
 mlp_shape = plan.shapes[plan.mlp_shape]
 je = plan.junk_exposures
 runs = chapter_settings(plan)
-all_settings = [s for group in runs.values() for s in group]
+all_settings = list(dict.fromkeys(s for group in runs.values() for s in group))  # distinct
 t0 = time.perf_counter()
 prefetch(plan, all_settings, seed, workers=plan.workers)
 print(
@@ -308,10 +308,7 @@ print(f"capacity lost to junk: {junk_loss:.1f}x; with the domain token: {domain_
 
 # %%
 elapsed = time.perf_counter() - chapter_start
-print(
-    f"chapter wall time at scale {scale}: {elapsed:.0f} s "
-    f"({sum(not o.run.cached for o in sweep.values())} sweep runs trained this time)"
-)
+print(f"chapter wall time at scale {scale}: {elapsed:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -322,29 +319,13 @@ overall_peak = max(o.ratio for o in sweep.values())
 # A factor between two runs is only evidence when the runs store a real share of what the
 # paper's models store at that exposure; below that, run-to-run variance decides it.
 stores = {"mlp": mlp_level >= 0.4, "quant": best.ratio >= 0.2, "junk": clean.ratio >= 0.1}
-NOT_HERE = "not at this scale"
-
-
-def at_least(ours: float, target: float, partly: float) -> str:
-    return "reproduced" if ours >= target else "partly" if ours >= partly else NOT_HERE
-
-
-def factor(ours: float, lo: float, hi: float, learned: bool) -> str:
-    """Verdict for a "x times" effect the paper puts in [lo, hi]."""
-    if not learned or math.isnan(ours):
-        return NOT_HERE
-    if lo <= ours <= hi:
-        return "reproduced"
-    return "partly" if ours > 1.05 else "contradicted"
-
-
 ledger = Ledger("part3_3_capacity", scale)
 ledger.add(
     f"{hi_e} exposures: about 2 bits/param for every size (R1-R3)",
     "2",
     "Part 3.3, R1",
     peak_hi,
-    at_least(peak_hi, 1.8, 1.0),
+    threshold_verdict(peak_hi, 1.8, 1.0),
     "best model of the sweep"
     + ("" if scale in ("gpu", "paper") else "; `gpu` scale runs the paper's sizes"),
 )
@@ -360,7 +341,7 @@ ledger.add(
     "1",
     "Part 3.3, R4",
     peak_lo,
-    at_least(peak_lo, 0.85, 0.4),
+    threshold_verdict(peak_lo, 0.85, 0.4),
     "best model of the sweep"
     + ("" if scale in ("gpu", "paper") else "; `gpu` scale runs the paper's sizes"),
 )
@@ -369,7 +350,7 @@ ledger.add(
     "1.3",
     "Part 3.3, R7",
     mlp_ratio,
-    factor(mlp_ratio, 1.1, 1.6, stores["mlp"]),
+    factor_verdict(mlp_ratio, 1.1, 1.6, stores["mlp"]),
     f"pooled over {len(pair_ratios)} pairs"
     + ("" if stores["mlp"] else f"; models at {mlp_level:.1f} bits/param, too early to compare"),
 )
@@ -378,7 +359,7 @@ ledger.add(
     "1 (no loss)",
     "Part 3.3, R8",
     int8_kept,
-    NOT_HERE if not stores["quant"] else at_least(int8_kept, 0.95, 0.8),
+    threshold_verdict(int8_kept, 0.95, 0.8, stores["quant"]),
     "fraction of bits kept",
 )
 ledger.add(
@@ -386,13 +367,7 @@ ledger.add(
     "0.35 (0.7 of 2 bits/param)",
     "Part 3.3, R8",
     int4_kept,
-    NOT_HERE
-    if not stores["quant"] or math.isnan(int4_kept)
-    else "reproduced"
-    if int4_kept < 0.5
-    else "partly"
-    if int4_kept < 0.9
-    else "contradicted",
+    factor_verdict(times(best.bits, quant_rows[2]["bits"]), 2.0, 10.0, stores["quant"]),
     "fraction of bits kept",
 )
 ledger.add(
@@ -400,7 +375,7 @@ ledger.add(
     "20",
     "Part 3.3, R10",
     junk_loss,
-    factor(junk_loss, 5, 80, stores["junk"]),
+    factor_verdict(junk_loss, 5, 80, stores["junk"]),
 )
 ledger.add(
     "a domain token cuts the junk loss to about 2x (R12)",

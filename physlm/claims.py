@@ -73,6 +73,35 @@ def ratio_verdict(ours: float, paper: float, *, tol: float = 0.15, partly_tol: f
     return "not at this scale"
 
 
+NOT_HERE = "not at this scale"
+
+
+def threshold_verdict(ours: float, target: float, partly: float, testable: bool = True) -> str:
+    """For "at least about X" claims: ``reproduced`` from ``target`` on, ``partly`` from
+    ``partly`` on, else ``not at this scale`` (also when the runs cannot test the claim)."""
+    if not partly <= target:
+        raise ValueError(f"need partly <= target, got partly={partly}, target={target}")
+    if not testable or not math.isfinite(ours):
+        return NOT_HERE
+    return "reproduced" if ours >= target else "partly" if ours >= partly else NOT_HERE
+
+
+def factor_verdict(ours: float, lo: float, hi: float, testable: bool = True) -> str:
+    """For "A is about k times B" claims with k in ``[lo, hi]``.
+
+    Inside the band: ``reproduced``; above 1 but outside it: ``partly`` (the direction holds);
+    at or below 1 from runs that could test it: ``contradicted``. Untestable or undefined
+    factors (a run that stored nothing) are ``not at this scale``.
+    """
+    if not 1.0 <= lo <= hi:
+        raise ValueError(f"need 1 <= lo <= hi, got lo={lo}, hi={hi}")
+    if not testable or not math.isfinite(ours):
+        return NOT_HERE
+    if lo <= ours <= hi:
+        return "reproduced"
+    return "partly" if ours > 1.05 else "contradicted"
+
+
 @dataclass(frozen=True)
 class Claim:
     """One row of the ledger: a paper claim and what this edition measured.

@@ -126,3 +126,27 @@ def test_from_dict_rejects_unknown_format_and_fields():
     d["claims"][0]["colour"] = "red"
     with pytest.raises(ValueError, match="unknown claim fields"):
         Ledger.from_dict(d)
+
+
+def test_threshold_verdict():
+    from physlm.claims import threshold_verdict
+
+    assert threshold_verdict(2.0, 1.8, 1.0) == "reproduced"
+    assert threshold_verdict(1.2, 1.8, 1.0) == "partly"
+    assert threshold_verdict(0.3, 1.8, 1.0) == "not at this scale"
+    assert threshold_verdict(2.0, 1.8, 1.0, testable=False) == "not at this scale"
+    assert threshold_verdict(float("nan"), 1.8, 1.0) == "not at this scale"
+    with pytest.raises(ValueError, match="partly <= target"):
+        threshold_verdict(1.0, 1.0, 2.0)
+
+
+def test_factor_verdict():
+    from physlm.claims import factor_verdict
+
+    assert factor_verdict(1.3, 1.1, 1.6) == "reproduced"
+    assert factor_verdict(3.0, 1.1, 1.6) == "partly"
+    assert factor_verdict(0.8, 1.1, 1.6) == "contradicted"
+    assert factor_verdict(0.8, 1.1, 1.6, testable=False) == "not at this scale"
+    assert factor_verdict(float("nan"), 1.1, 1.6) == "not at this scale"
+    with pytest.raises(ValueError, match="1 <= lo <= hi"):
+        factor_verdict(1.0, 0.5, 2.0)
