@@ -59,14 +59,22 @@ class RandomTokens:
     those moments time the steps from inside the real training loop.
     """
 
-    def __init__(self, vocab_size: int, batch_size: int, seq_len: int, seed: int = 0,
-                 distinct: int = 4) -> None:
-        for name, v in (("vocab_size", vocab_size), ("batch_size", batch_size),
-                        ("seq_len", seq_len), ("distinct", distinct)):
+    def __init__(
+        self, vocab_size: int, batch_size: int, seq_len: int, seed: int = 0, distinct: int = 4
+    ) -> None:
+        for name, v in (
+            ("vocab_size", vocab_size),
+            ("batch_size", batch_size),
+            ("seq_len", seq_len),
+            ("distinct", distinct),
+        ):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"RandomTokens.{name} must be a positive int, got {v!r}")
         self.vocab_size, self.batch_size, self.seq_len, self.seed = (
-            vocab_size, batch_size, seq_len, seed
+            vocab_size,
+            batch_size,
+            seq_len,
+            seed,
         )
         g = torch.Generator().manual_seed(seed)
         rows = torch.randint(0, vocab_size, (distinct, batch_size, seq_len + 1), generator=g)
@@ -84,9 +92,14 @@ class RandomTokens:
         return self._batches[step % len(self._batches)]
 
     def spec(self) -> dict:
-        return {"kind": "random_tokens", "vocab_size": self.vocab_size,
-                "batch_size": self.batch_size, "seq_len": self.seq_len, "seed": self.seed,
-                "distinct": len(self._batches)}
+        return {
+            "kind": "random_tokens",
+            "vocab_size": self.vocab_size,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+            "distinct": len(self._batches),
+        }
 
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
@@ -108,23 +121,41 @@ def hf_model(cfg: ModelConfig) -> torch.nn.Module:
     import transformers as tf
 
     # sdpa: the fastest attention transformers ships for both CPU and GPU.
-    common = dict(vocab_size=cfg.vocab_size, tie_word_embeddings=cfg.tie_embeddings,
-                  bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                  attn_implementation="sdpa")
+    common = dict(
+        vocab_size=cfg.vocab_size,
+        tie_word_embeddings=cfg.tie_embeddings,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        attn_implementation="sdpa",
+    )
     if cfg.mlp == "gelu":
         hc = tf.GPT2Config(
-            n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-            n_head=cfg.n_head, n_inner=cfg.hidden, activation_function="gelu_new",  # tanh GELU
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_inner=cfg.hidden,
+            activation_function="gelu_new",  # tanh GELU
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            **common,
         )
         cls = tf.GPT2LMHeadModel
     elif cfg.mlp == "gated":
         hc = tf.LlamaConfig(
-            hidden_size=cfg.n_embd, intermediate_size=cfg.hidden,
-            num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
-            num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.block_size,
+            hidden_size=cfg.n_embd,
+            intermediate_size=cfg.hidden,
+            num_hidden_layers=cfg.n_layer,
+            num_attention_heads=cfg.n_head,
+            num_key_value_heads=cfg.n_head,
+            max_position_embeddings=cfg.block_size,
             rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_base},
-            attention_bias=cfg.bias, mlp_bias=cfg.bias, attention_dropout=0.0, **common,
+            attention_bias=cfg.bias,
+            mlp_bias=cfg.bias,
+            attention_dropout=0.0,
+            **common,
         )
         cls = tf.LlamaForCausalLM
     else:
@@ -170,8 +201,9 @@ def run_physlm(cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: 
     return RunResult(*data.throughput(warmup, tcfg.steps))
 
 
-def run_hf(cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: int,
-           fused: bool = False) -> RunResult:
+def run_hf(
+    cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: int, fused: bool = False
+) -> RunResult:
     """A plain loop: forward, cross-entropy, backward, clip, AdamW (physlm's lr, betas, eps and
     weight decay, here on every parameter); `fused` picks torch's fused AdamW kernel, the
     default of transformers' own Trainer."""
@@ -179,10 +211,15 @@ def run_hf(cfg: ModelConfig, tcfg: TrainConfig, data: RandomTokens, warmup: int,
     device = torch.device("cuda" if cuda else "cpu")
     torch.manual_seed(tcfg.seed)
     model = hf_model(cfg).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2),
-                            eps=tcfg.eps, weight_decay=tcfg.weight_decay, fused=fused or None)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
-                else contextlib.nullcontext())
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=tcfg.lr,
+        betas=(tcfg.beta1, tcfg.beta2),
+        eps=tcfg.eps,
+        weight_decay=tcfg.weight_decay,
+        fused=fused or None,
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     for step in range(tcfg.steps):
         b = data.batch(step)
         x, y = b["x"].to(device), b["y"].to(device)
@@ -227,18 +264,38 @@ class BenchResult:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="physlm bench train", description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"optimizer steps per run (default: ~{TIMED_TOKENS:,} timed tokens)")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="first steps left out of the timing (default: a tenth, 3 to 30)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"optimizer steps per run (default: ~{TIMED_TOKENS:,} timed tokens)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="first steps left out of the timing (default: a tenth, 3 to 30)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="alternating physlm/transformers runs")
-    p.add_argument("--mlp", choices=MLPS, default=None,
-                   help="MLP of both models (default: the bench shape's; gated -> Llama)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--mlp",
+        choices=MLPS,
+        default=None,
+        help="MLP of both models (default: the bench shape's; gated -> Llama)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: what the cpu scale trains with, else torch's)",
+    )
     p.add_argument("--compile", action="store_true", help="physlm with TrainConfig(compile=True)")
-    p.add_argument("--hf-fused", action="store_true",
-                   help="transformers with torch's fused AdamW (its Trainer's default) instead of "
-                        "plain torch.optim.AdamW")
+    p.add_argument(
+        "--hf-fused",
+        action="store_true",
+        help="transformers with torch's fused AdamW (its Trainer's default) instead of "
+        "plain torch.optim.AdamW",
+    )
     args = p.parse_args(argv)
     for name in ("steps", "rounds", "threads"):
         value = getattr(args, name)
@@ -261,32 +318,50 @@ def default_steps(tokens_per_step: int, steps: int | None, warmup: int | None) -
     return steps, warmup
 
 
-def run_bench(cfg: ModelConfig, batch: int, seq: int, tcfg: TrainConfig, warmup: int,
-              rounds: int, hf_fused: bool = False, log=print) -> BenchResult:
+def run_bench(
+    cfg: ModelConfig,
+    batch: int,
+    seq: int,
+    tcfg: TrainConfig,
+    warmup: int,
+    rounds: int,
+    hf_fused: bool = False,
+    log=print,
+) -> BenchResult:
     """Alternate physlm and transformers runs (which goes first alternates too), measuring the
     GEMM rate before each round and once more at the end; the best rate is the ceiling."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gemm_dtype, gemm_n = default_gemm(device)
     runs: dict[str, list[RunResult]] = {"physlm": [], "transformers": []}
-    sides = {"physlm": run_physlm,
-             "transformers": functools.partial(run_hf, fused=hf_fused)}
+    sides = {"physlm": run_physlm, "transformers": functools.partial(run_hf, fused=hf_fused)}
     rates = []
     for r in range(rounds):
         rates.append(gemm_rate(gemm_n, gemm_dtype, device))
         order = list(sides) if r % 2 == 0 else list(sides)[::-1]
         for name in order:
-            runs[name].append(sides[name](cfg, tcfg, RandomTokens(cfg.vocab_size, batch, seq),
-                                          warmup))
+            runs[name].append(
+                sides[name](cfg, tcfg, RandomTokens(cfg.vocab_size, batch, seq), warmup)
+            )
         a, b = runs["physlm"][-1], runs["transformers"][-1]
-        log(f"round {r + 1}: physlm {a.tokens_per_s:,.0f} tokens/s (first steps {a.warmup_s:.1f}"
-            f" s), transformers {b.tokens_per_s:,.0f} tokens/s (first steps {b.warmup_s:.1f} s)")
+        log(
+            f"round {r + 1}: physlm {a.tokens_per_s:,.0f} tokens/s (first steps {a.warmup_s:.1f}"
+            f" s), transformers {b.tokens_per_s:,.0f} tokens/s (first steps {b.warmup_s:.1f} s)"
+        )
     rates.append(gemm_rate(gemm_n, gemm_dtype, device))
-    return BenchResult(runs["physlm"], runs["transformers"], count_params(GPT(cfg)), max(rates),
-                       str(gemm_dtype).removeprefix("torch."), gemm_n, len(rates))
+    return BenchResult(
+        runs["physlm"],
+        runs["transformers"],
+        count_params(GPT(cfg)),
+        max(rates),
+        str(gemm_dtype).removeprefix("torch."),
+        gemm_n,
+        len(rates),
+    )
 
 
 def report(res: BenchResult, cuda: bool) -> list[str]:
     """The summary lines; `ratio physlm/transformers: X.XX` is the one scripts read."""
+
     def median(runs: list[RunResult]) -> float:
         return statistics.median(r.tokens_per_s for r in runs)
 
@@ -302,16 +377,29 @@ def report(res: BenchResult, cuda: bool) -> list[str]:
     ]
 
 
+def _scale_threads() -> int | None:
+    """The thread count the `cpu` scale trains this model with (one: tiny models)."""
+    try:
+        from physlm.scales import part3_3
+    except ImportError:
+        return None
+    return part3_3("cpu").threads
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
         import transformers  # noqa: F401
     except ImportError as exc:
-        print(f"physlm bench train: error: the baseline needs transformers ({exc}); "
-              "pip install transformers", file=sys.stderr)
+        print(
+            f"physlm bench train: error: the baseline needs transformers ({exc}); "
+            "pip install transformers",
+            file=sys.stderr,
+        )
         return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = args.threads if args.threads is not None else _scale_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     shape, source = bench_shape()
     cfg: ModelConfig = shape["model"]
     if args.mlp is not None:
@@ -320,23 +408,40 @@ def main(argv: list[str] | None = None) -> int:
     if seq > cfg.block_size:
         raise ValueError(f"bench seq_len {seq} exceeds the model's block_size {cfg.block_size}")
     steps, warmup = default_steps(batch * seq, args.steps, args.warmup)
-    tcfg = TrainConfig(steps=steps, warmup_steps=warmup, checkpoint_every=steps,
-                       log_every=steps, compile=args.compile)
+    tcfg = TrainConfig(
+        steps=steps,
+        warmup_steps=warmup,
+        checkpoint_every=steps,
+        log_every=steps,
+        compile=args.compile,
+    )
     cuda = torch.cuda.is_available()
     where = torch.cuda.get_device_name() if cuda else cpu_threads()
     hf_name = "GPT2LMHeadModel" if cfg.mlp == "gelu" else "LlamaForCausalLM"
     hf_params = sum(p.numel() for p in hf_model(cfg).parameters())
     print(f"shape: {source}")
-    print(f"model: L{cfg.n_layer} H{cfg.n_head} D{cfg.n_embd} V{cfg.vocab_size} "
-          f"mlp={cfg.mlp} pos={cfg.pos} norm={cfg.norm}, {count_params(GPT(cfg)):,} params "
-          f"(transformers {hf_name}: {hf_params:,}); batch {batch} x seq {seq}; {where}")
+    print(
+        f"model: L{cfg.n_layer} H{cfg.n_head} D{cfg.n_embd} V{cfg.vocab_size} "
+        f"mlp={cfg.mlp} pos={cfg.pos} norm={cfg.norm}, {count_params(GPT(cfg)):,} params "
+        f"(transformers {hf_name}: {hf_params:,}); batch {batch} x seq {seq}; {where}"
+    )
     for diff in hf_differences(cfg):
         print(f"  {diff}")
-    print(f"{steps} steps per run, first {warmup} untimed, {args.rounds} rounds; physlm "
-          f"compile={args.compile}, fused AdamW; transformers: sdpa attention, no KV cache, "
-          f"{'fused' if args.hf_fused else 'plain'} torch.optim.AdamW")
-    res = run_bench(cfg, batch, seq, tcfg, warmup, args.rounds, hf_fused=args.hf_fused,
-                    log=lambda line: print(line, flush=True))
+    print(
+        f"{steps} steps per run, first {warmup} untimed, {args.rounds} rounds; physlm "
+        f"compile={args.compile}, fused AdamW; transformers: sdpa attention, no KV cache, "
+        f"{'fused' if args.hf_fused else 'plain'} torch.optim.AdamW"
+    )
+    res = run_bench(
+        cfg,
+        batch,
+        seq,
+        tcfg,
+        warmup,
+        args.rounds,
+        hf_fused=args.hf_fused,
+        log=lambda line: print(line, flush=True),
+    )
     for line in report(res, cuda):
         print(line)
     return 0
