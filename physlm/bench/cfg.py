@@ -87,13 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="physlm bench cfg", description=main.__doc__)
     p.add_argument("--grammar", choices=NAMED_GRAMMARS, default="cfg3f")
     p.add_argument("--sentences", type=int, default=1024, help="sentences for the batched DP")
-    p.add_argument("--baseline-sentences", type=int, default=8,
-                   help="sentences for the pure-Python CYK (~0.3 s each)")
+    p.add_argument(
+        "--baseline-sentences",
+        type=int,
+        default=8,
+        help="sentences for the pure-Python CYK (~0.3 s each)",
+    )
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the DP runs many small memory-bound ops; "
-                   "more threads gain nothing and, under OpenMP's spin-wait on a shared machine, "
-                   "can cost 10x or more)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the DP runs many small memory-bound ops; "
+        "more threads gain nothing and, under OpenMP's spin-wait on a shared machine, "
+        "can cost 10x or more)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for name in ("sentences", "baseline_sentences", "batch_size"):
@@ -106,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     sents = sample(grammar, args.sentences, args.seed).sentences()
     mean_len = sum(map(len, sents)) / len(sents)
     threads = torch.get_num_threads()
-    print(f"{args.grammar}: {len(sents)} sentences, mean length {mean_len:.0f}; "
-          f"cpu, {threads} thread{'s' if threads != 1 else ''}")
+    print(
+        f"{args.grammar}: {len(sents)} sentences, mean length {mean_len:.0f}; "
+        f"cpu, {threads} thread{'s' if threads != 1 else ''}"
+    )
 
     accepts_sentences(grammar, sents[: args.batch_size], args.batch_size)  # warm-up
     t0 = time.perf_counter()

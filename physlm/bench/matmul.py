@@ -70,10 +70,19 @@ def default_gemm(device: torch.device) -> tuple[torch.dtype, int]:
 def main(argv: list[str] | None = None) -> int:
     """`python -m physlm bench matmul`: print the GEMM rate of this machine."""
     p = argparse.ArgumentParser(prog="physlm bench matmul", description=main.__doc__)
-    p.add_argument("--n", type=int, nargs="+", default=None, help="matrix sizes (default: 1024 "
-                   "on CPU, 4096 on CUDA)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=None,
-                   help="default: float32 on CPU, bfloat16 on CUDA")
+    p.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=None,
+        help="matrix sizes (default: 1024 on CPU, 4096 on CUDA)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default=None,
+        help="default: float32 on CPU, bfloat16 on CUDA",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
     if args.threads is not None:
