@@ -8,12 +8,14 @@ after a crash sees exactly the data it would have seen.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 
-__all__ = ["BatchSource", "make_batch"]
+__all__ = ["BatchSource", "config_from", "make_batch"]
+
+C = TypeVar("C")
 
 
 @runtime_checkable
@@ -43,3 +45,12 @@ def make_batch(rows: np.ndarray | torch.Tensor, pad_id: int) -> dict[str, torch.
     t = t.to(torch.long)
     x, y = t[:, :-1].contiguous(), t[:, 1:].contiguous()
     return {"x": x, "y": y, "mask": y != pad_id}
+
+
+def config_from(cls: type[C], config: C | None, kwargs: dict) -> C:
+    """A stream's config: the one passed, or one built from keyword arguments (not both)."""
+    if config is None:
+        return cls(**kwargs)
+    if kwargs:
+        raise ValueError(f"pass either a {cls.__name__} or keyword arguments, not both")
+    return config

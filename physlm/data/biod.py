@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from physlm.data import make_batch
+from physlm.data import config_from, make_batch
 from physlm.data.bios import (
     ExposureSchedule,
     check_step,
@@ -139,10 +139,7 @@ class BioDStream:
     """bioD as a `physlm.data.BatchSource`, rendered with numpy (fixed-length biographies)."""
 
     def __init__(self, config: BioDConfig | None = None, **kwargs):
-        if config is None:
-            config = BioDConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a BioDConfig or keyword arguments, not both")
+        config = config_from(BioDConfig, config, kwargs)
         self.config = c = config
         k, t = c.n_attributes, c.chunk_vocab
         words = [f"attr{i}" for i in range(k)]

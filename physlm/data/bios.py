@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from physlm.data import make_batch
+from physlm.data import config_from, make_batch
 from physlm.data.bios_pools import (
     DAYS,
     MONTHS,
@@ -493,10 +493,7 @@ class BioSStream:
     """bioS(N) as a `physlm.data.BatchSource` (Part 3.3 Sec. 2 protocol)."""
 
     def __init__(self, config: BioSConfig | None = None, **kwargs):
-        if config is None:
-            config = BioSConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a BioSConfig or keyword arguments, not both")
+        config = config_from(BioSConfig, config, kwargs)
         self.config = c = config
         self.world = bios_world()
         self.vocab = self.world.vocab

@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from physlm.data import config_from
 from physlm.data.bios import (
     BioSStream,
     ExposureSchedule,
@@ -532,10 +533,7 @@ class QAStream:
         bios: BioSStream | None = None,
         **kwargs,
     ):
-        if config is None:
-            config = QAStreamConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a QAStreamConfig or keyword arguments, not both")
+        config = config_from(QAStreamConfig, config, kwargs)
         if not items:
             raise ValueError("items must not be empty")
         self.config = c = config
