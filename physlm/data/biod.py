@@ -262,15 +262,8 @@ class BioDStream:
         return self.schedule.steps_for(exposures)
 
     def plan(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """(useful[B], who[B, k]) as in `physlm.data.bios.BioSStream.plan`."""
-        c = self.config
-        useful, idx = self.schedule.bio_indices(check_step(step))
-        who = idx.copy()
-        if useful.any():
-            who[useful] = self.schedule.people(idx[useful])
-        if (~useful).any() and c.junk_people is not None:
-            who[~useful] = self.schedule.people(idx[~useful], c.junk_people, _T_JPERM)
-        return useful, who
+        """(useful[B], who[B, k]), see `physlm.data.bios.ExposureSchedule.plan`."""
+        return self.schedule.plan(step, self.config.junk_people, _T_JPERM)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         c = self.config

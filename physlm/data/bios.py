@@ -174,6 +174,20 @@ class ExposureSchedule:
             out[sel] = self.permutation(tag, int(e), n)[g[sel] % n]
         return out
 
+    def plan(
+        self, step: int, junk_people: int | None, junk_tag: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(useful[B], who[B, k]): person index of every useful biography of a step, and the junk
+        index (a person of a fixed junk pool of `junk_people`, or else the fresh junk counter)
+        of every junk biography."""
+        useful, idx = self.bio_indices(check_step(step))
+        who = idx.copy()
+        if useful.any():
+            who[useful] = self.people(idx[useful])
+        if (~useful).any() and junk_people is not None:
+            who[~useful] = self.people(idx[~useful], junk_people, junk_tag)
+        return useful, who
+
     def steps_for(self, exposures: int) -> int:
         """Fewest steps after which every person has been seen at least ``exposures`` times."""
         if not isinstance(exposures, int | np.integer) or exposures < 0:
@@ -546,16 +560,8 @@ class BioSStream:
         return self.schedule.steps_for(exposures)
 
     def plan(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """(useful[B], who[B, k]): person index of every useful biography of a step, and the junk
-        index (a junk-pool person, or the fresh junk counter) of every junk biography."""
-        c = self.config
-        useful, idx = self.schedule.bio_indices(check_step(step))
-        who = idx.copy()
-        if useful.any():
-            who[useful] = self.schedule.people(idx[useful])
-        if (~useful).any() and c.junk_people is not None:
-            who[~useful] = self.schedule.people(idx[~useful], c.junk_people, _T_JPERM)
-        return useful, who
+        """(useful[B], who[B, k]), see `ExposureSchedule.plan`."""
+        return self.schedule.plan(step, self.config.junk_people, _T_JPERM)
 
     def _plan_tokens(self, step: int):
         c, seed = self.config, self.config.seed
