@@ -6,6 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from streamrows import full_rows, split_bios
 
 from physlm.data import BatchSource
 from physlm.data.biod import BioDStream, identifying_prefix, sample_chunks
@@ -16,23 +17,6 @@ def small(**kw):
                 exposures=4, batch_size=4, seq_len=120, seed=2, name_pools=(20, 30))
     args.update(kw)
     return BioDStream(**args)
-
-
-def full_rows(batch):
-    return torch.cat([batch["x"], batch["y"][:, -1:]], dim=1).tolist()
-
-
-def bios_of(stream, row):
-    v = stream.vocab
-    out, cur = [], []
-    for t in row:
-        if t in (v.eos_id, v.pad_id):
-            if cur:
-                out.append(cur)
-            cur = []
-        elif t != v.dom_id:
-            cur.append(t)
-    return out
 
 
 def parse(stream, bio):
@@ -88,7 +72,7 @@ def test_layout_and_facts():
     for step in range(3):
         useful, who = s.plan(step)
         for r, row in enumerate(full_rows(s.batch(step))):
-            bios = bios_of(s, row)
+            bios = split_bios(s, row)
             assert len(bios) == s.bios_per_row
             for j, bio in enumerate(bios):
                 assert len(bio) == s.tokens_per_person
@@ -107,7 +91,7 @@ def test_attribute_order_is_shuffled_per_exposure_unless_fixed():
         for step in range(s.steps):
             _, who = s.plan(step)
             for r, row in enumerate(full_rows(s.batch(step))):
-                for j, bio in enumerate(bios_of(s, row)):
+                for j, bio in enumerate(split_bios(s, row)):
                     if who[r, j] == 0:
                         orders.add(tuple(parse(s, bio)[2]))
         assert (len(orders) > 2) == want
@@ -154,7 +138,7 @@ def test_junk_and_domain_token():
             for i, t in enumerate(row):
                 if t == v.dom_id:
                     assert row[i - 1] == v.eos_id and row[i + 1] != v.pad_id
-            for bio in bios_of(s, row):
+            for bio in split_bios(s, row):
                 names = tuple(parse(s, bio)[0])
                 if useful[r]:
                     assert names in known
@@ -167,7 +151,7 @@ def test_junk_and_domain_token():
         useful, _ = rep.plan(step)
         for r, row in enumerate(full_rows(rep.batch(step))):
             if not useful[r]:
-                junk |= {tuple(parse(rep, b)[0]) for b in bios_of(rep, row)}
+                junk |= {tuple(parse(rep, b)[0]) for b in split_bios(rep, row)}
     assert len(junk) == 5 and not junk & {tuple(n) for n in rep.names.tolist()}
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from streamrows import full_rows, split_bios
 
 from physlm.data import BatchSource
 from physlm.data.bios import (
@@ -30,24 +31,6 @@ def small(**kw):
     args = dict(n_people=40, exposures=3, batch_size=4, seq_len=400, seed=7)
     args.update(kw)
     return BioSStream(**args)
-
-
-def split_bios(stream, row):
-    """Bios of one token row (x plus the last target), without <eos>/<dom>/<pad>."""
-    v = stream.vocab
-    out, cur = [], []
-    for t in row:
-        if t in (v.eos_id, v.pad_id):
-            if cur:
-                out.append(cur)
-            cur = []
-        elif t != v.dom_id:
-            cur.append(t)
-    return out
-
-
-def full_rows(batch):
-    return torch.cat([batch["x"], batch["y"][:, -1:]], dim=1).tolist()
 
 
 def prefix_free(seqs):
