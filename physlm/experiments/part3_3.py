@@ -102,18 +102,20 @@ class Outcome:
         }
 
 
-def train_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Run:
-    """Train (or load) the run of a setting."""
+def train_setting(
+    plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True
+) -> tuple[Run, BioDStream | BioSStream]:
+    """Train (or load) the run of a setting; also return its data stream."""
     data = make_data(plan, s, seed)
     model_cfg = s.shape.config(data.vocab_size, plan.seq_len, mlp=s.mlp)
-    return get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=progress)
+    run = get_or_train(model_cfg, train_config(plan, s, data, seed), data, progress=progress)
+    return run, data
 
 
 def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool = True) -> Outcome:
     """Train (or load) the model of a setting and measure the bits it stores."""
     t0 = time.perf_counter()
-    run = train_setting(plan, s, seed, progress)
-    data = make_data(plan, s, seed)
+    run, data = train_setting(plan, s, seed, progress)
     params = count_params(run.model, data.used_token_ids())
     cap = measure_capacity(run.model, data, params)
     return Outcome(s, run, data, params, cap.bits, cap.max_bits, time.perf_counter() - t0)
@@ -122,7 +124,7 @@ def run_setting(plan: CapacityScale, s: Setting, seed: int = 0, progress: bool =
 def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
     plan, s, seed = args
     torch.set_num_threads(1)
-    return train_setting(plan, s, seed, progress=False).key
+    return train_setting(plan, s, seed, progress=False)[0].key
 
 
 def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
