@@ -43,6 +43,7 @@ class ModelConfig:
     bias: bool = False
     init_std: float = 0.02
     rel_max_distance: int | None = None  # "relative"/"position_only": None = block_size - 1
+    split_qkv: bool = False  # q, k, v as three maps, so LoRA can adapt q and v alone
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size")
@@ -70,6 +71,12 @@ class ModelConfig:
             )
         if self.mlp_hidden is not None and self.mlp_hidden <= 0:
             raise ValueError(f"ModelConfig.mlp_hidden must be positive, got {self.mlp_hidden!r}")
+        if not isinstance(self.split_qkv, bool):
+            raise ValueError(f"ModelConfig.split_qkv must be a bool, got {self.split_qkv!r}")
+        if self.split_qkv and self.pos not in POSITIONS[:3]:
+            raise ValueError(
+                f"ModelConfig.split_qkv=True needs pos in {POSITIONS[:3]}, got pos={self.pos!r}"
+            )
         self._check_part1_positions()
 
     def _check_part1_positions(self) -> None:
@@ -232,12 +239,21 @@ class Attention(nn.Module):
       where to look ignores content, what is read (values) does not.
     - `uniform` (GPT_uni): fixed weights from `uniform_weights`; no scores are learned, and the
       module holds only the value and output maps.
+
+    `cfg.split_qkv` holds the query, key and value maps as three modules `q`, `k`, `v` instead
+    of one fused `qkv`: the same function (the fused weight is their row-wise concatenation),
+    but Part 3.1's LoRA fine-tuning (arXiv 2309.14316 Sec. 4) adapts the query and value
+    matrices alone, which needs them as separate modules.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         if cfg.pos in ("position_only", "uniform"):
+            self.v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        elif cfg.split_qkv:
+            self.q = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+            self.k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
             self.v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         else:
             self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
@@ -260,7 +276,11 @@ class Attention(nn.Module):
             return self._part1_forward(x, rope)
         B, T, C = x.shape
         H = self.cfg.n_head
-        qkv = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
+        if self.cfg.split_qkv:
+            qkv = torch.stack((self.q(x), self.k(x), self.v(x))).view(3, B, T, H, C // H)
+            qkv = qkv.transpose(2, 3)
+        else:
+            qkv = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
         qk, v = qkv[:2], qkv[2]
         if self.cfg.qk_norm:
             qk = torch.stack((self.q_norm(qk[0]), self.k_norm(qk[1])))

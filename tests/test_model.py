@@ -38,6 +38,9 @@ CONFIGS = [
     dict(pos="none", tie_embeddings=False),
     dict(qk_norm=True, norm="rms"),
     dict(qk_norm=True, bias=True),
+    dict(split_qkv=True),
+    dict(split_qkv=True, pos="learned", bias=True, qk_norm=True),
+    dict(split_qkv=True, pos="none"),
 ]
 
 
@@ -115,6 +118,43 @@ def test_lm_loss_respects_mask():
     assert math.isclose(lm_loss(torch.zeros(1, 3, 4), targets).item(), math.log(4), rel_tol=1e-6)
 
 
+def sliced_state(fused: dict) -> dict:
+    """A split model's weights from a fused one: rows [0, d), [d, 2d), [2d, 3d) are q, k, v."""
+    out = {}
+    for key, value in fused.items():
+        if ".qkv." in key:
+            d = value.shape[0] // 3
+            for i, name in enumerate("qkv"):
+                out[key.replace(".qkv.", f".{name}.")] = value[i * d : (i + 1) * d]
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "changes", [dict(), dict(pos="learned", bias=True, qk_norm=True), dict(pos="none")]
+)
+def test_split_qkv_computes_the_fused_function(changes):
+    """Loaded with the fused weights cut into three, the split model gives the same logits."""
+    cfg = ModelConfig(vocab_size=30, n_layer=2, n_head=2, n_embd=32, block_size=16, **changes)
+    torch.manual_seed(0)
+    fused = GPT(cfg).eval()
+    split = GPT(cfg.with_(split_qkv=True)).eval()
+    names = {n for n, _ in split.named_parameters()}
+    assert {"blocks.0.attn.q.weight", "blocks.0.attn.v.weight"} <= names
+    assert not any(".qkv." in n for n in names)
+    split.load_state_dict(sliced_state(fused.state_dict()))
+    x = torch.randint(0, 30, (3, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(split(x), fused(x), rtol=0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("pos", ["relative", "position_only", "uniform"])
+def test_split_qkv_is_refused_where_attention_has_no_fused_qkv(pos):
+    with pytest.raises(ValueError, match="split_qkv"):
+        ModelConfig(vocab_size=10, n_embd=32, n_head=2, pos=pos, split_qkv=True)
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
@@ -124,6 +164,7 @@ def test_lm_loss_respects_mask():
         (dict(vocab_size=0), "vocab_size"),
         (dict(rope_fraction=0.0), "rope_fraction"),
         (dict(norm="batch"), "norm"),
+        (dict(split_qkv=1), "split_qkv"),
     ],
 )
 def test_bad_config_names_the_parameter(bad, match):
