@@ -14,6 +14,7 @@ import torch
 
 from physlm.data.biod import BioDStream
 from physlm.data.bios import BioSStream
+from physlm.experiments.workers import run_in_workers
 from physlm.measure.capacity import measure_capacity
 from physlm.measure.quantize import quantize_model
 from physlm.model import count_params
@@ -128,19 +129,12 @@ def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
 
 
 def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
-    """Train the runs of several settings in parallel worker processes, one thread each.
+    """Train the runs of several settings side by side in worker processes (`run_in_workers`).
 
-    Tiny models use one core poorly, so independent runs share the machine's cores instead.
-    Results land in the run cache; `run_setting` then loads them. Each run is deterministic on
-    its own, so parallelism does not change any number.
+    Results land in the run cache; `run_setting` then loads them.
     """
-    if workers <= 1 or len(settings) <= 1:
-        return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(min(workers, len(settings))) as pool:
-        pool.map(_train_only, [(plan, s, seed) for s in settings], chunksize=1)
+    if workers > 1:
+        run_in_workers(_train_only, [(plan, s, seed) for s in settings], workers)
 
 
 def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
