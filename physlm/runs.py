@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,13 +47,13 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
-def run_key(model_cfg: ModelConfig, train_cfg: TrainConfig, data: BatchSource) -> str:
-    payload = {
-        "model": model_cfg.to_dict(),
-        "train": train_cfg.to_dict(),
-        "data": data.spec(),
-        "code": code_version(),
-    }
+def run_key(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: BatchSource,
+    build_spec: dict | None = None,
+) -> str:
+    payload = _config(model_cfg, train_cfg, data, build_spec)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -70,6 +71,21 @@ class Run:
             if name in row:
                 return row[name]
         raise KeyError(f"metric {name!r} was never logged in run {self.key}")
+
+
+def _config(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, data: BatchSource, build_spec: dict | None
+) -> dict:
+    """What a run's key hashes and `config.json` records; `build` only for built models."""
+    config = {
+        "model": model_cfg.to_dict(),
+        "train": train_cfg.to_dict(),
+        "data": data.spec(),
+        "code": code_version(),
+    }
+    if build_spec is not None:
+        config["build"] = build_spec
+    return config
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -93,12 +109,21 @@ def get_or_train(
     evals: dict[str, EvalFn] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    build: Callable[[], GPT] | None = None,
+    build_spec: dict | None = None,
 ) -> Run:
-    """Load the finished run for this configuration, or train (resuming if interrupted)."""
-    key = run_key(model_cfg, train_cfg, data)
+    """Load the finished run for this configuration, or train (resuming if interrupted).
+
+    `build` makes the starting model instead of `GPT(model_cfg)` (see `train`), e.g. a
+    pretrained model with LoRA adapters; `build_spec` must then describe it (the parent run's
+    key, the LoRA settings, ...) as plain JSON values, since it keys the run.
+    """
+    if (build is None) != (build_spec is None):
+        raise ValueError("get_or_train needs build and build_spec together, or neither")
+    key = run_key(model_cfg, train_cfg, data, build_spec)
     run_dir = Path(root or default_root()) / key
     if is_done(run_dir):
-        model = GPT(model_cfg)
+        model = GPT(model_cfg) if build is None else build()
         load_model(model, str(run_dir / FINAL))
         model.eval()
         return Run(key, run_dir, model, _read_metrics(run_dir / "metrics.jsonl"), cached=True)
@@ -108,16 +133,18 @@ def get_or_train(
     state = PartialState()  # one process, or every rank of `accelerate launch`
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config = {
-            "model": model_cfg.to_dict(),
-            "train": train_cfg.to_dict(),
-            "data": data.spec(),
-            "code": code_version(),
-        }
+        config = _config(model_cfg, train_cfg, data, build_spec)
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
     state.wait_for_everyone()
     model, metrics = train(
-        model_cfg, train_cfg, data, run_dir, evals=evals, progress=progress, stop_after=stop_after
+        model_cfg,
+        train_cfg,
+        data,
+        run_dir,
+        evals=evals,
+        progress=progress,
+        stop_after=stop_after,
+        build=build,
     )
     if stop_after is not None and stop_after < train_cfg.steps:
         return Run(key, run_dir, model, metrics, cached=False)

@@ -222,11 +222,15 @@ def train(
     evals: dict[str, EvalFn] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    build: Callable[[], GPT] | None = None,
 ) -> tuple[GPT, list[dict]]:
     """Train (or resume) a model in `run_dir`; return the unwrapped model and its metrics.
 
     `evals` are called every `eval_every` steps and at the end, each returning named numbers.
-    `stop_after` ends the process's work early (for tests of interrupted runs).
+    `stop_after` ends the process's work early (for tests of interrupted runs). `build` makes
+    the starting model instead of `GPT(model_cfg)`, e.g. pretrained weights with LoRA adapters
+    (`physlm.lora.with_lora`); it is called after seeding, and only parameters that require
+    grad are trained.
     """
     if data.vocab_size > model_cfg.vocab_size:
         raise ValueError(
@@ -238,7 +242,9 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
     acc = make_accelerator(train_cfg)
     seed_everything(train_cfg.seed)
-    model = GPT(model_cfg)
+    model = GPT(model_cfg) if build is None else build()
+    if model.cfg != model_cfg:
+        raise ValueError(f"build made a model with config {model.cfg}, not model_cfg {model_cfg}")
     optimizer = make_optimizer(model, train_cfg, fused=acc.device.type in FUSED_DEVICES)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(train_cfg, s))
 
