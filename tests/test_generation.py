@@ -16,7 +16,12 @@ from torch import nn
 from physlm.data.cfg import random_grammar
 from physlm.data.cfg_stream import CFGStream, CFGTokens
 from physlm.measure.cfg_parse import accepts_sentences, next_token_probs, pad_sentences
-from physlm.measure.generation import cfg_generation_accuracy, exact_match, sample
+from physlm.measure.generation import (
+    cfg_generation_accuracy,
+    collision_support,
+    exact_match,
+    sample,
+)
 from physlm.model import GPT, ModelConfig
 
 GRAMMAR = random_grammar(3, sizes=(1, 2, 2, 2), num_rules=(2, 2))
@@ -147,3 +152,42 @@ def test_exact_match_on_copier():
     assert exact_match(model, prompts, half, batch_size=1) == 0.5
     with pytest.raises(ValueError):
         exact_match(model, prompts, right[:2])
+
+
+class Recorder(GrammarLaw):
+    """The grammar's law, remembering the prompts it was first shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: list[list[int]] | None = None
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.first is None:
+            self.first = idx.tolist()
+        return super().forward(idx)
+
+
+def test_prefix_noise_corrupts_the_prompt_and_scores_the_clean_prefix():
+    cut, n = 6, 10
+    clean = cfg_generation_accuracy(GrammarLaw(), GRAMMAR, n=n, cut=cut, batch_size=n, seed=2)
+    model = Recorder()
+    noisy = cfg_generation_accuracy(
+        model, GRAMMAR, n=n, cut=cut, batch_size=n, seed=2, prefix_noise=0.34
+    )
+    for shown, sent, ref in zip(model.first, noisy["sentences"], clean["sentences"], strict=True):
+        assert sent[:cut] == ref[:cut]  # scored with the clean prefix
+        changed = sum(a != b for a, b in zip(shown[1:], ref[:cut], strict=True))
+        assert changed == 3  # ceil(0.34 * 6) distinct positions, each to another terminal
+    with pytest.raises(ValueError, match="prefix_noise"):
+        cfg_generation_accuracy(GrammarLaw(), GRAMMAR, n=2, cut=0, prefix_noise=0.1)
+
+
+def test_collision_support():
+    assert collision_support([[1], [2], [3]]) == float("inf")
+    assert collision_support([[1], [1], [2], [3]]) == 6.0  # 4*3/2 pairs, one collides
+    g = torch.Generator().manual_seed(0)
+    draws = torch.randint(0, 50, (400,), generator=g).tolist()
+    est = collision_support([[d] for d in draws])
+    assert 35 < est < 65  # K = 50 equally likely strings
+    with pytest.raises(ValueError, match="at least 2"):
+        collision_support([[1]])

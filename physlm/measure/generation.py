@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from physlm.data.cfg import Grammar
 from physlm.data.cfg import sample as sample_grammar
-from physlm.data.cfg_stream import CFGStream, CFGTokens
+from physlm.data.cfg_stream import CFGStream, CFGTokens, corrupt
 from physlm.measure.cfg_parse import accepts_sentences
 
 
@@ -105,8 +105,15 @@ def cfg_generation_accuracy(
     batch_size: int = 64,
     seed: int = 0,
     temperature: float = 1.0,
+    prefix_noise: float = 0.0,
 ) -> dict:
     """Part 1's generation accuracy on `n` samples (the DP check, see the module docstring).
+
+    `prefix_noise` > 0 is Part 1's robustness test (Sec. 6): each prompt's prefix has
+    ceil(prefix_noise * cut) tokens replaced by other terminals (`cfg_stream.corrupt`), and the
+    completion counts as correct if the *clean* prefix followed by it is in the language: the
+    model must carry on the sentence that was meant, not the corrupted one. (Our reading: the
+    paper's exact scoring of corrupted prompts was not available.)
 
     Token ids are the stream's (`CFGTokens`; a bare grammar uses the same map). Prompts are
     <bos> + the first `cut` tokens of fresh sentences (drawn with `seed`, among sentences longer
@@ -132,6 +139,8 @@ def cfg_generation_accuracy(
     ):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    if not 0.0 <= prefix_noise <= 1.0 or (prefix_noise > 0 and cut == 0):
+        raise ValueError(f"prefix_noise must be in [0, 1] and needs cut > 0, got {prefix_noise!r}")
     tok = CFGTokens(grammar.num_terminals)
     if cut > 0 and grammar.width_bounds[0][0][1] <= cut:
         raise ValueError(
@@ -139,6 +148,13 @@ def cfg_generation_accuracy(
             f"({grammar.width_bounds[0][0][1]} tokens), got {cut}"
         )
     prefixes = _prefixes(grammar, n, cut, seed)
+    prompted = prefixes
+    if prefix_noise > 0:
+        rng = np.random.default_rng(seed)
+        prompted = [
+            corrupt(np.asarray(p), prefix_noise, grammar.num_terminals, rng).tolist()
+            for p in prefixes
+        ]
     if max_new is None:
         block = _block_size(model)
         if block is None:
@@ -148,7 +164,8 @@ def cfg_generation_accuracy(
     sentences, finished = [], []
     for start in range(0, n, batch_size):
         chunk = prefixes[start : start + batch_size]
-        prompts = torch.tensor([[tok.bos, *p] for p in chunk], dtype=torch.long)
+        shown = prompted[start : start + batch_size]
+        prompts = torch.tensor([[tok.bos, *p] for p in shown], dtype=torch.long)
         for p, row in zip(
             chunk, sample(model, prompts, max_new, temperature, gen, tok.eos), strict=True
         ):
@@ -173,6 +190,23 @@ def cfg_generation_accuracy(
         "sentences": sentences,
         "correct": correct,
     }
+
+
+def collision_support(sentences: Sequence[Sequence[int]]) -> float:
+    """Birthday-paradox estimate of how many distinct sentences a sampler draws from.
+
+    Among n draws from K equally likely strings, n(n-1)/2 pairs collide with probability 1/K each,
+    so K ~ n(n-1) / (2 * colliding pairs) (Part 1's diversity measure). With no collision the
+    estimate is unbounded: inf. Non-uniform laws make it a lower bound on the support.
+    """
+    n = len(sentences)
+    if n < 2:
+        raise ValueError(f"sentences must hold at least 2 samples, got {n}")
+    counts: dict[tuple[int, ...], int] = defaultdict(int)
+    for s in sentences:
+        counts[tuple(s)] += 1
+    pairs = sum(c * (c - 1) // 2 for c in counts.values())
+    return float("inf") if pairs == 0 else n * (n - 1) / (2 * pairs)
 
 
 def _prefixes(grammar: Grammar, n: int, cut: int, seed: int) -> list[list[int]]:
