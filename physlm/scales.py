@@ -254,6 +254,196 @@ _register_part3_3(
 )
 
 
+# ---------------------------------------------------------------------------------- Part 1
+
+
+PART1_POSITIONS = ("learned", "relative", "rope", "position_only", "uniform")
+
+
+@dataclass(frozen=True)
+class GrammarSpec:
+    """A grammar of Part 1's family: one of the paper's named ones, or a seeded member.
+
+    A seeded member (`physlm.data.cfg.random_grammar`) keeps the family's construction rules and
+    lets small scales use fewer levels and rules than cfg3f.
+    """
+
+    named: str | None = None
+    sizes: tuple[int, ...] = (1, 3, 3, 3)
+    num_rules: tuple[int, int] = (2, 3)
+    rule_len: tuple[int, int] = (2, 3)
+    seed: int = 0
+
+    def build(self):
+        from physlm.data.cfg import named_grammar, random_grammar
+
+        if self.named is not None:
+            return named_grammar(self.named)
+        levels = len(self.sizes) - 2
+        return random_grammar(
+            self.seed,
+            sizes=self.sizes,
+            num_rules=self.num_rules,
+            rule_len=self.rule_len,
+            name=f"cfg{self.sizes[1]}-{levels}nt-seed{self.seed}",
+        )
+
+
+@dataclass(frozen=True)
+class CFGScale:
+    """Part 1 at one scale: the grammar, one model shape for every position encoding, budgets."""
+
+    scale: str
+    grammar: GrammarSpec
+    shape: Shape
+    batch_size: int
+    seq_len: int  # the context (sentences are packed and cut into windows, as in the paper)
+    steps: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    positions: tuple[str, ...]
+    noise: float  # share of corrupted pretraining sentences in the robustness run
+    noise_fraction: float  # share of a corrupted sentence's tokens replaced
+    cut: int  # the prefix length of the "cut" generation test (the paper's cut 50)
+    gen_samples: int
+    eval_sentences: int  # sentences for the KL, the probes and the attention statistics
+    max_params: int
+    threads: int | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.positions if p not in PART1_POSITIONS]
+        if bad or "rope" not in self.positions:
+            raise ValueError(
+                f"positions must be drawn from {PART1_POSITIONS} and include 'rope', "
+                f"got {self.positions}"
+            )
+        for name in ("batch_size", "seq_len", "steps", "gen_samples", "eval_sentences", "cut"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not 0.0 < self.noise <= 1.0:
+            raise ValueError(f"noise must be in (0, 1], got {self.noise!r}")
+        if self.shape.approx_params() > self.max_params:
+            raise ValueError(
+                f"shape {self.shape.label()} (~{self.shape.approx_params():,} parameters) is too "
+                f"large for scale {self.scale!r} (at most {self.max_params:,})"
+            )
+
+    def model_config(self, vocab_size: int, pos: str) -> ModelConfig:
+        """GPT / GPT_rel / GPT_rot / GPT_pos / GPT_uni of Part 1: same shape, `pos` switched.
+
+        Rotary on every head dimension (the paper's GPT_rot), untied embeddings as in GPT-2.
+        """
+        return ModelConfig(
+            vocab_size=vocab_size,
+            n_layer=self.shape.layers,
+            n_head=self.shape.heads,
+            n_embd=self.shape.width,
+            block_size=self.seq_len,
+            pos=pos,
+            rope_fraction=1.0,
+        )
+
+
+_PART1: dict[str, CFGScale] = {}
+
+
+def part1(scale: str, steps: int | None = None) -> CFGScale:
+    """The Part 1 plan at `scale`, optionally with another number of training steps."""
+    plan = _PART1[check_scale(scale)]
+    if steps is not None:
+        return replace(plan, steps=steps)
+    return plan
+
+
+def _register_part1(**kw) -> None:
+    _PART1[kw["scale"]] = CFGScale(**kw)
+
+
+_SHALLOW = GrammarSpec(sizes=(1, 3, 3, 3), num_rules=(2, 3), rule_len=(2, 3), seed=0)
+_register_part1(
+    scale="smoke",
+    grammar=_SHALLOW,
+    shape=Shape(2, 4, 32),
+    batch_size=8,
+    seq_len=64,
+    steps=30,
+    lr=3e-3,
+    warmup_steps=5,
+    weight_decay=0.1,
+    positions=PART1_POSITIONS,
+    noise=0.1,
+    noise_fraction=0.15,
+    cut=8,
+    gen_samples=16,
+    eval_sentences=24,
+    max_params=100_000,
+    threads=1,
+    workers=1,
+)
+_register_part1(
+    scale="cpu",
+    grammar=_SHALLOW,
+    shape=Shape(4, 4, 64),
+    batch_size=32,
+    seq_len=64,
+    steps=1200,
+    lr=3e-3,
+    warmup_steps=100,
+    weight_decay=0.1,
+    positions=PART1_POSITIONS,
+    noise=0.1,
+    noise_fraction=0.15,
+    cut=8,
+    gen_samples=200,
+    eval_sentences=300,
+    max_params=1_000_000,
+    threads=1,
+    workers=2,
+)
+# One GPU: cfg3b (the family's smallest rule set at full depth) with an 8-layer model, a fifth of
+# the paper's token budget; the recipe of Part 4.1 App. A.5 (AdamW 0.9/0.98, wd 0.1).
+_register_part1(
+    scale="gpu",
+    grammar=GrammarSpec(named="cfg3b"),
+    shape=Shape.gpt2(8, 8),
+    batch_size=96,
+    seq_len=512,
+    steps=20_000,
+    lr=1e-3,
+    warmup_steps=1000,
+    weight_decay=0.1,
+    positions=PART1_POSITIONS,
+    noise=0.1,
+    noise_fraction=0.15,
+    cut=50,
+    gen_samples=1000,
+    eval_sentences=500,
+    max_params=50_000_000,
+)
+# The paper: cfg3f, GPT-2 small (12 layers, 12 heads, 768), 100k steps x 96 x 512 fresh tokens.
+_register_part1(
+    scale="paper",
+    grammar=GrammarSpec(named="cfg3f"),
+    shape=Shape.gpt2(12, 12),
+    batch_size=96,
+    seq_len=512,
+    steps=100_000,
+    lr=3e-4,
+    warmup_steps=1000,
+    weight_decay=0.1,
+    positions=PART1_POSITIONS,
+    noise=0.1,
+    noise_fraction=0.15,
+    cut=50,
+    gen_samples=2000,
+    eval_sentences=1000,
+    max_params=10**9,
+)
+
+
 def _bench_train() -> dict:
     """The largest `cpu` model of the Part 3.3 sweep, with its batch: what `bench train` times."""
     plan = part3_3("cpu")
