@@ -1,0 +1,143 @@
+"""Part 3.2 helpers: reverse biographies, the attribute index, scoring, and warm-started runs."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from physlm.data.bios import BioSStream
+from physlm.data.bios_qa import p31_items, p32_items, qa_vocab
+from physlm.data.bios_reverse import ReverseBioSStream
+from physlm.experiments import part3_2 as p32
+from physlm.measure.index import AttributeIndex, search
+from physlm.runs import get_or_train
+
+KW = dict(n_people=30, exposures=2, batch_size=4, seq_len=256, seed=3, template_variants=5,
+          order_variants=5)
+
+
+@pytest.mark.parametrize("k", [0, 3, 6])
+def test_reverse_bio_names_the_person_once_after_k_sentences(k):
+    bios = ReverseBioSStream(reverse=k, **KW)
+    v = bios.vocab
+    for person in range(5):
+        tokens, spans = bios.render_person(person)
+        facts = bios.facts(person)
+        s, e = spans["name"]
+        assert v.decode(tokens[s:e]) == facts["name"]
+        text = v.decode(tokens)
+        assert text.count(facts["name"].split()[0]) == 1  # the name appears once
+        assert len(tokens) <= bios.max_bio_len
+        # sentences before the naming one: exactly k full stops precede it
+        assert tokens[: s - 2].count(v.id(".")) == k
+        for key in ("birth_city", "university", "major"):
+            a, b = spans[key]
+            assert v.decode(tokens[a:b]) == facts[key]
+    forward = BioSStream(**KW)
+    assert bios.spec() != forward.spec() and bios.spec()["reverse"] == k
+    for step in range(bios.steps):  # every row packs whole bios in seq_len
+        assert bios.batch(step)["x"].shape == (4, 256)
+
+
+def test_reverse_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="reverse"):
+        ReverseBioSStream(reverse=7, **KW)
+    with pytest.raises(ValueError, match="fullname"):
+        ReverseBioSStream(reverse=6, fullname=True, **KW)
+    with pytest.raises(ValueError, match="bios_per_row"):
+        ReverseBioSStream(reverse=6, **{**KW, "seq_len": 234, "bios_per_row": 3})
+
+
+def test_index_candidates_and_search_match_brute_force():
+    rng = np.random.default_rng(0)
+    recs = [(i, {"a": str(rng.integers(4)), "b": str(rng.integers(3)), "c": str(i % 5)})
+            for i in range(60)]
+    index = AttributeIndex.build(recs, ["a", "b"])
+    truth = dict(recs)
+    for a in "0123":
+        for b in "012":
+            want = sorted(i for i, r in recs if r["a"] == a and r["b"] == b)
+            assert index.candidates({"a": a, "b": b, "c": "9"}) == want
+    calls = []
+
+    def retrieve(people, attr):
+        calls.append((tuple(people), attr))
+        return [truth[p][attr] for p in people]
+
+    got = search(index, {"a": "1", "c": "2"}, retrieve)
+    assert got == [i for i, r in recs if r["a"] == "1" and r["c"] == "2"]
+    assert calls and all(attr == "c" for _, attr in calls)  # indexed attributes are not asked
+    with pytest.raises(ValueError, match="indexed"):
+        index.candidates({"c": "1"})
+    with pytest.raises(ValueError, match="attributes"):
+        AttributeIndex.build(recs, [])
+
+
+def test_score_reads_answers_and_hints(monkeypatch):
+    bios = BioSStream(**KW)
+    v = qa_vocab()
+    plain = p31_items(bios, [0, 1, 2], attributes=("birth_city",))
+    hinted = p32_items(bios, "month_mod2", [0, 1, 2, 3], hint=True)
+
+    def truth(model, items, **kw):  # the true completion, then "." and noise
+        return [list(it.ids[it.target_span[0]:]) + [v.id("Yes")] * 2 for it in items]
+
+    monkeypatch.setattr(p32, "complete", truth)
+    assert p32.score(None, plain).accuracy == 1.0
+    s = p32.score(None, hinted)
+    assert s.accuracy == 1.0 and s.hint_accuracy == 1.0
+
+    def wrong_hint(model, items, **kw):  # right answer after a wrong month
+        out = []
+        for it in items:
+            g = list(it.ids[it.target_span[0]:])
+            g[0] = v.id("May") if g[0] != v.id("May") else v.id("June")
+            out.append(g)
+        return out
+
+    monkeypatch.setattr(p32, "complete", wrong_hint)
+    s = p32.score(None, hinted)
+    assert s.accuracy == 1.0 and s.hint_accuracy == 0.0
+    monkeypatch.setattr(p32, "complete", lambda m, items, **kw: [[v.id(".")] for _ in items])
+    assert p32.score(None, plain).accuracy == 0.0 and p32.score(None, hinted).accuracy == 0.0
+
+
+def test_scale_for_checks_names_and_values():
+    assert p32.scale_for("cpu").workers <= 2
+    with pytest.raises(ValueError, match="scale"):
+        p32.scale_for("huge")
+    with pytest.raises(ValueError, match="qa_fraction"):
+        p32.scale_for("smoke", qa_fraction="1")
+    with pytest.raises(ValueError, match="people"):
+        p32.scale_for("smoke", people=0)
+
+
+def test_finetune_starts_from_the_parent_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHYSLM_RUNS", str(tmp_path))
+    torch.set_num_threads(1)
+    plan = p32.scale_for("smoke", people=16, pretrain_exposures=2, test_people=4)
+    parent, tuned = p32.finetune(plan, progress=False)
+    assert not tuned.cached and tuned.key != parent.key
+    config = json.loads((tuned.dir / "config.json").read_text())
+    assert config["build"]["init"] == parent.key
+    again_parent, again = p32.finetune(plan, progress=False)
+    assert again.cached and again_parent.cached
+    for k, w in again.model.state_dict().items():
+        assert torch.equal(w, tuned.model.state_dict()[k])
+    # the fine-tune starts at the parent: one step at a tiny rate moves it only a little,
+    # while a model trained from scratch for the same steps is far away
+    data = p32.finetune_data(plan)
+    cfg = p32.finetune_config(plan, data)
+    one = replace(cfg, steps=1, lr=1e-6, warmup_steps=0)
+    near = get_or_train(p32.model_config(plan), one, data, progress=False,
+                        build=lambda: p32._copy_of(parent.model),
+                        build_spec={"init": parent.key, "full": True})
+    scratch = get_or_train(p32.model_config(plan), one, data, progress=False)
+    w0 = parent.model.state_dict()["wte.weight"]
+    moved = (near.model.state_dict()["wte.weight"] - w0).abs().max()
+    assert moved < 1e-4
+    assert (scratch.model.state_dict()["wte.weight"] - w0).abs().max() > 10 * moved
+    s = p32.score_task(tuned.model, plan, p32.bios_stream(plan), "month_mod2", hint=True)
+    assert s.answer_ok.shape == (4,) and 0.0 <= s.accuracy <= 1.0
