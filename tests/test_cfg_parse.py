@@ -20,6 +20,7 @@ import torch
 from physlm.bench.cfg import cyk_accepts
 from physlm.data.cfg import Grammar, named_grammar, random_grammar, sample
 from physlm.measure.cfg_parse import (
+    WILDCARD,
     accepts,
     accepts_sentences,
     grammar_kl,
@@ -111,6 +112,31 @@ def test_membership_equals_the_enumerated_language(g: Grammar) -> None:
     truth = torch.tensor([s in lang for s in every])
     assert truth.any() and not truth.all()
     assert torch.equal(got, truth)
+
+
+@pytest.mark.parametrize("g", small_grammars(), ids=["unary", "two-level", "three-level"])
+def test_wildcards_mean_some_terminal_fits(g: Grammar) -> None:
+    lang = language(g)
+    rng = random.Random(0)
+    strings = [list(s) for s in sorted(lang)[:60]]
+    strings += [[rng.randint(1, g.num_terminals) for _ in range(len(s))] for s in strings]
+    masked = []
+    for s in strings:
+        k = rng.randint(1, min(3, len(s)))
+        where = rng.sample(range(len(s)), k)
+        masked.append([WILDCARD if i in where else t for i, t in enumerate(s)])
+    tokens, lengths = pad_sentences(masked)
+    got = accepts(g, tokens, lengths).tolist()
+    vocab = range(1, g.num_terminals + 1)
+    for m, ok in zip(masked, got, strict=True):
+        holes = [i for i, t in enumerate(m) if t == WILDCARD]
+        fills = itertools.product(vocab, repeat=len(holes))
+        truth = any(
+            tuple(dict(zip(holes, f, strict=True)).get(i, t) for i, t in enumerate(m)) in lang
+            for f in fills
+        )
+        assert ok == truth
+    assert any(got) and not all(got)
 
 
 @pytest.mark.parametrize("g", small_grammars(), ids=["unary", "two-level", "three-level"])

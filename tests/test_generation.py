@@ -7,6 +7,7 @@ one almost never closes a valid sentence; a copier always predicts the row's fir
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -174,10 +175,20 @@ def test_prefix_noise_corrupts_the_prompt_and_scores_the_clean_prefix():
     noisy = cfg_generation_accuracy(
         model, GRAMMAR, n=n, cut=cut, batch_size=n, seed=2, prefix_noise=0.34
     )
-    for shown, sent, ref in zip(model.first, noisy["sentences"], clean["sentences"], strict=True):
-        assert sent[:cut] == ref[:cut]  # scored with the clean prefix
-        changed = sum(a != b for a, b in zip(shown[1:], ref[:cut], strict=True))
-        assert changed == 3  # ceil(0.34 * 6) distinct positions, each to another terminal
+    vocab = range(1, GRAMMAR.num_terminals + 1)
+    rows = zip(model.first, noisy["sentences"], clean["sentences"], noisy["correct"], strict=True)
+    for shown, sent, ref, ok in rows:
+        assert sent[:cut] == ref[:cut]  # reported with the clean prefix
+        holes = [i for i in range(cut) if shown[1 + i] != ref[i]]
+        assert len(holes) == 3  # ceil(0.34 * 6) distinct positions, each to another terminal
+        # correct iff some terminals at the corrupted positions make a sentence (brute force)
+        fills = [dict(zip(holes, f, strict=True)) for f in itertools.product(vocab, repeat=3)]
+        truth = any(
+            accepts_sentences(GRAMMAR, [[f.get(i, t) for i, t in enumerate(sent)]])[0]
+            for f in fills
+        )
+        assert ok == truth
+    assert any(noisy["correct"]) and not all(noisy["correct"])  # both outcomes are exercised
     with pytest.raises(ValueError, match="prefix_noise"):
         cfg_generation_accuracy(GrammarLaw(), GRAMMAR, n=2, cut=0, prefix_noise=0.1)
 

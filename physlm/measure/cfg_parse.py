@@ -229,21 +229,31 @@ def _bool_level(child: _Rows, lv: _Level, time: int) -> _Rows:
     return _gather_rows(torch.cat(keys), torch.cat(srcs), torch.cat(cols), width, len(lv.rules))
 
 
+WILDCARD = -1  # a token position that may hold any terminal (see `accepts`)
+
+
 def _terminal_rows(tokens: Tensor, vocab: int) -> _Rows:
-    """Width-1 rows: one per real token."""
+    """Width-1 rows: one per real token, one per terminal at a `WILDCARD` position."""
     flat = tokens.reshape(-1)
     pos = (flat >= 1).logical_and(flat <= vocab).nonzero(as_tuple=True)[0]
-    spans = torch.zeros((len(pos), 2), dtype=torch.bool, device=tokens.device)
+    keys = pos * vocab + flat[pos] - 1
+    wild = (flat == WILDCARD).nonzero(as_tuple=True)[0]
+    if len(wild):
+        every = torch.arange(vocab, device=tokens.device)
+        keys = torch.cat([keys, (wild[:, None] * vocab + every[None, :]).reshape(-1)]).sort()[0]
+    spans = torch.zeros((len(keys), 2), dtype=torch.bool, device=tokens.device)
     spans[:, 1] = True
-    return _Rows(pos * vocab + flat[pos] - 1, spans, vocab)
+    return _Rows(keys, spans, vocab)
 
 
 @torch.no_grad()
 def accepts(grammar: Grammar, tokens: Tensor, lengths: Tensor) -> Tensor:
     """Bool (B,): is tokens[b, :lengths[b]] a sentence of the grammar? Runs on tokens' device.
 
-    The membership test of Part 1's generation accuracy (the official `solve_dp_noneq_fast`
-    returns 0 exactly for these sentences).
+    A `WILDCARD` token stands for any terminal: the answer is then whether *some* choice of
+    terminals at those positions gives a sentence (each position is covered once by a parse, so
+    the chart can hold every choice at once). The membership test of Part 1's generation
+    accuracy (the official `solve_dp_noneq_fast` returns 0 exactly for these sentences).
     """
     _check_tokens(tokens, lengths)
     plan = _plan(grammar)

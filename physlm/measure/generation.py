@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from physlm.data.cfg import Grammar
 from physlm.data.cfg import sample as sample_grammar
 from physlm.data.cfg_stream import CFGStream, CFGTokens, corrupt
-from physlm.measure.cfg_parse import accepts_sentences
+from physlm.measure.cfg_parse import WILDCARD, accepts_sentences
 
 
 def _device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -111,9 +111,10 @@ def cfg_generation_accuracy(
 
     `prefix_noise` > 0 is Part 1's robustness test (Sec. 6): each prompt's prefix has
     ceil(prefix_noise * cut) tokens replaced by other terminals (`cfg_stream.corrupt`), and the
-    completion counts as correct if the *clean* prefix followed by it is in the language: the
-    model must carry on the sentence that was meant, not the corrupted one. (Our reading: the
-    paper's exact scoring of corrupted prompts was not available.)
+    completion counts as correct if the prompt's untouched tokens, *some* terminals at the
+    corrupted positions (`cfg_parse.WILDCARD`) and the completion form a sentence: the model
+    must read past the mistakes and carry on grammatically. (Our reading: the paper's exact
+    scoring of corrupted prompts was not available.) `sentences` then hold the clean prefixes.
 
     Token ids are the stream's (`CFGTokens`; a bare grammar uses the same map). Prompts are
     <bos> + the first `cut` tokens of fresh sentences (drawn with `seed`, among sentences longer
@@ -176,7 +177,11 @@ def cfg_generation_accuracy(
         ok and all(tok.is_terminal(t) for t in s) for s, ok in zip(sentences, finished, strict=True)
     ]
     to_parse = [i for i, c in enumerate(clean) if c]
-    parsed = accepts_sentences(grammar, [sentences[i] for i in to_parse])
+    scored = [
+        [WILDCARD if a != b else a for a, b in zip(p, q, strict=True)] + s[len(p) :]
+        for p, q, s in zip(prefixes, prompted, sentences, strict=True)
+    ]
+    parsed = accepts_sentences(grammar, [scored[i] for i in to_parse])
     correct = [False] * n
     for i, ok in zip(to_parse, parsed, strict=True):
         correct[i] = ok
