@@ -164,6 +164,14 @@ for v in plan.mixed_variants:
     )
 mixed_table = pd.DataFrame(mixed_rows).set_index("variant")
 display(mixed_table)
+for v in plan.mixed_variants:
+    r = results[f"mixed:{v}"]
+    if r["train"]["mean"] >= 0.8 and r["test"]["mean"] < 0.5:
+        print(
+            f"{v}: the P_train questions are answered, P_test's mostly not. With the questions "
+            f"of only {len(p_train)} people the model can learn those answers one by one "
+            "instead of learning to extract; the paper's P_train holds 50,000 people."
+        )
 
 # %% [markdown]
 # ## Pretrain, then fine-tune: augmentation decides
@@ -201,6 +209,9 @@ per_attr = pd.DataFrame(
 ).T
 print("LoRA P_test accuracy (%) per attribute:")
 display(per_attr)
+ft_mean = {v: r["lora"]["test"]["mean"] for v, r in variant_res.items()}
+lo, hi = min(ft_mean, key=ft_mean.get), max(ft_mean, key=ft_mean.get)
+print(f"lowest P_test: {lo} ({pct(ft_mean[lo])}%), highest: {hi} ({pct(ft_mean[hi])}%)")
 
 # %% mystnb={"figure": {"caption": "QA accuracy on P_test after pretraining on each bioS variant and LoRA fine-tuning on P_train, next to the paper's numbers (Part 3.1 Fig. 3).", "name": "fig-part3-1-augmentation"}}
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -281,7 +292,6 @@ q_points = [
     for a in ATTRIBUTES
 ]
 q_mean = {v: variant_res[v]["q_probe"]["mean"] for v in plan.variants}
-ft_mean = {v: variant_res[v]["lora"]["test"]["mean"] for v in plan.variants}
 fig, ax = plt.subplots(figsize=(4.2, 3.4))
 for v in plan.variants:
     pts = np.asarray([(q, f) for q, f, w in q_points if w == v])
@@ -332,6 +342,13 @@ if plan.celebrities:
         f"celebrities' own QA after fine-tuning: {pct(celeb['celebrities']['mean'])}%; "
         f"minority biographies memorised: {pct(celeb['bio_accuracy_minority'])}%"
     )
+    if celeb["minority_test"]["mean"] < baseline["mean"] + 0.1:
+        print(
+            "The fine-tuned model answers the celebrities but not the minority: here the "
+            "celebrities did not change how the minority's facts are stored. The paper's "
+            "celebrities are 100,000 people with hundreds of exposures each; whether a few "
+            "hundred suffice at larger models is what the `gpu` preset would test."
+        )
 
 # %% [markdown]
 # ## Explorer
@@ -413,9 +430,12 @@ except ImportError:
 #   free linear head with one vector per value, fitted on 100K people; with a few hundred
 #   people most values are never seen during probe fitting, so our head scores each candidate
 #   token by the model's own frozen embedding of it, after a trained linear map (still linear
-#   in the hidden state). At `cpu` scale the P-probe omits the rank-2 embedding update and is
-#   fitted on cached states; the Q-probe keeps its rank-16 update but reads the last name
-#   token (our names have no end marker).
+#   in the hidden state). Both probes use LayerNorm and batches of 50 (the paper's Q-probe:
+#   BatchNorm, batches of 200). The scale's `p_rank` and `q_rank` set the embedding updates
+#   (the paper: 2 and 16); the `cpu` preset sets both to 0 and fits the heads on cached
+#   states: a rank-16 update let the Q-probe memorise its few training people by their name
+#   tokens, and cost minutes per model. The Q-probe reads the last name token (our names have
+#   no end marker).
 # - **Celebrities** are as many as the minority, not 100K.
 
 # %%

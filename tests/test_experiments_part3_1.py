@@ -19,6 +19,15 @@ from physlm.measure.knowledge_probes import (
 from physlm.model import GPT, ModelConfig
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest, and two on a busy 2-core machine are very slow."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_variant_options():
     assert p31.variant_options("single") == {"order": "fixed", "template_variants": 1,
                                              "fullname": False}
