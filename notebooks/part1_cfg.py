@@ -83,9 +83,10 @@ print(
 # layer share a right side; a sentence is drawn top-down, every rule chosen uniformly. The
 # paper's grammars have 6 NT layers (cfg3f sentences are about 250 tokens long). At `smoke` and
 # `cpu` scale we use a *shallower member of the same family*: 3 NT layers (root included), 2-3
-# rules per NT. At `gpu` scale the preset uses cfg3b, at `paper` scale cfg3f. Below: the rules
-# and one sentence with its parse, read bottom-up (the NT above each token at each level, and
-# `|` where a subtree ends).
+# rules per NT. At `gpu` scale the preset uses cfg3b, at `paper` scale cfg3f. Below: the rules,
+# numbered as in the official code (terminals 1-3, three reserved ids, then the NTs from the
+# deepest level up to the root), and one sentence with its parse: at each level the NT above each
+# token (A, B, C name the level's three NTs) and `|` where a subtree ends.
 
 # %%
 print(grammar.describe())
@@ -346,9 +347,11 @@ _ = savefig(fig, "part1_positions")
 # prompts with mistakes. Our noisy run corrupts a share `noise` of the training sentences, each
 # at `noise_fraction` of its tokens (replaced by another terminal); the test corrupts the same
 # share of tokens in a valid prefix of `cut` tokens and counts a completion correct if the
-# *clean* prefix followed by it is in the language (the model carries on the sentence that was
-# meant). The paper also samples at a low temperature, where a model trained with noise stops
-# reproducing mistakes: we report temperatures 1 and 0.1.
+# prompt's untouched tokens, *some* terminals in place of the corrupted ones, and the completion
+# form a sentence of the language: the model has to read past the mistakes and carry on
+# grammatically (the parser decides this exactly, with wildcards at the corrupted positions).
+# The paper also samples at a low temperature, since a model that learned the noisy data also
+# learned to make mistakes at temperature 1: we report temperatures 1 and 0.1.
 
 # %%
 noisy = runs[Setting("rope", noisy=True)]
@@ -388,9 +391,10 @@ print(robust.round(3).to_string())
 # - **Attention.** The distance correction subtracts the mean weight at each distance over our
 #   evaluation sentences; the paper's figures show the same quantity per level pair, ours
 #   summarises it per layer.
-# - **Noise.** The corruption recipe (replace a share of tokens by other terminals) and the
-#   scoring of corrupted prompts (the clean prefix plus the completion must be in the language)
-#   are our reading; the paper's exact recipe was not available.
+# - **Noise.** The corruption recipe (replace a share of tokens by other terminals), its rate,
+#   and the scoring of corrupted prompts (some repair of the corrupted positions plus the
+#   completion must be in the language) are our reading; the paper's exact recipe was not
+#   available.
 #
 # ## Claims
 #
