@@ -6,8 +6,6 @@ import torch
 from physlm.measure.attention import attention_maps, boundary_attention, distance_baseline
 from physlm.model import GPT, ModelConfig
 
-torch.set_num_threads(1)
-
 
 def _model(pos: str, **kw) -> GPT:
     torch.manual_seed(0)

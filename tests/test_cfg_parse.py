@@ -30,15 +30,6 @@ from physlm.measure.cfg_parse import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small memory-bound ops: one thread is faster and immune to a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def language(g: Grammar) -> dict[tuple[int, ...], float]:
     """Every sentence of a small grammar with its probability (sum over derivations)."""
 

@@ -14,13 +14,6 @@ from physlm.measure.cfg_parse import accepts_sentences
 GRAMMAR = random_grammar(3, sizes=(1, 2, 2, 2), num_rules=(2, 2))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def framed(row: list[int], bos: int, eos: int) -> list[list[int]]:
     """Sentences that start with bos and end with eos inside one row (independent scan)."""

@@ -29,13 +29,6 @@ GRAMMAR = random_grammar(3, sizes=(1, 2, 2, 2), num_rules=(2, 2))
 TOK = CFGTokens(GRAMMAR.num_terminals)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class GrammarLaw(nn.Module):
     """Next token drawn from the grammar's exact law given the text since the last <bos>."""

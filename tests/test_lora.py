@@ -25,13 +25,6 @@ FUSED = ModelConfig(vocab_size=V, n_layer=L, n_head=2, n_embd=D, block_size=16)
 SPLIT = FUSED.with_(split_qkv=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def base_model(cfg: ModelConfig = SPLIT, seed: int = 0) -> GPT:
     torch.manual_seed(seed)
