@@ -62,11 +62,11 @@ def test_index_candidates_and_search_match_brute_force():
             assert index.candidates({"a": a, "b": b, "c": "9"}) == want
     calls = []
 
-    def retrieve(people, attr):
+    def check(people, attr, value):
         calls.append((tuple(people), attr))
-        return [truth[p][attr] for p in people]
+        return [truth[p][attr] == value for p in people]
 
-    got = search(index, {"a": "1", "c": "2"}, retrieve)
+    got = search(index, {"a": "1", "c": "2"}, check)
     assert got == [i for i, r in recs if r["a"] == "1" and r["c"] == "2"]
     assert calls and all(attr == "c" for _, attr in calls)  # indexed attributes are not asked
     with pytest.raises(ValueError, match="indexed"):
@@ -81,8 +81,9 @@ def test_score_reads_answers_and_hints(monkeypatch):
     plain = p31_items(bios, [0, 1, 2], attributes=("birth_city",))
     hinted = p32_items(bios, "month_mod2", [0, 1, 2, 3], hint=True)
 
-    def truth(model, items, **kw):  # the true completion, then "." and noise
-        return [list(it.ids[it.target_span[0]:]) + [v.id("Yes")] * 2 for it in items]
+    def truth(model, items, **kw):  # the true completion, then noise
+        return [list(it.ids[it.target_span[0]: it.target_span[1]]) + [v.id("Yes")] * 2
+                for it in items]
 
     monkeypatch.setattr(p32, "complete", truth)
     assert p32.score(None, plain).accuracy == 1.0
@@ -100,7 +101,7 @@ def test_score_reads_answers_and_hints(monkeypatch):
     monkeypatch.setattr(p32, "complete", wrong_hint)
     s = p32.score(None, hinted)
     assert s.accuracy == 1.0 and s.hint_accuracy == 0.0
-    monkeypatch.setattr(p32, "complete", lambda m, items, **kw: [[v.id(".")] for _ in items])
+    monkeypatch.setattr(p32, "complete", lambda m, items, **kw: [[v.id(".")] * 9 for _ in items])
     assert p32.score(None, plain).accuracy == 0.0 and p32.score(None, hinted).accuracy == 0.0
 
 
@@ -141,3 +142,24 @@ def test_finetune_starts_from_the_parent_and_is_cached(tmp_path, monkeypatch):
     assert (scratch.model.state_dict()["wte.weight"] - w0).abs().max() > 10 * moved
     s = p32.score_task(tuned.model, plan, p32.bios_stream(plan), "month_mod2", hint=True)
     assert s.answer_ok.shape == (4,) and 0.0 <= s.accuracy <= 1.0
+
+
+class _Shifted(torch.nn.Module):
+    """Teacher-forced 'model' whose top prediction at t is row[t + shift]: an oracle at 1."""
+
+    def __init__(self, vocab_size: int, shift: int):
+        super().__init__()
+        self.vocab_size, self.shift = vocab_size, shift
+
+    def forward(self, row):
+        target = torch.roll(row, -self.shift, dims=1)
+        return torch.nn.functional.one_hot(target, self.vocab_size).float()
+
+
+def test_name_recall_reads_the_name_positions():
+    bios = ReverseBioSStream(reverse=6, **KW)
+    people = np.arange(6)
+    n = len(qa_vocab())
+    assert p32.name_recall(_Shifted(n, 1), bios, people) == 1.0
+    assert p32.name_recall(_Shifted(n, 0), bios, people) == 0.0
+    assert p32.name_recall(_Shifted(n, 2), bios, people) == 0.0

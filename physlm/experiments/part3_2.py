@@ -120,8 +120,8 @@ _SCALES: dict[str, ManipulationScale] = {
     ),
     "cpu": ManipulationScale(
         scale="cpu", people=200, shape=Shape(4, 4, 64), rows=4, seq_len=256,
-        pretrain_exposures=100, qa_fraction="1/4", lr=3e-3, finetune_epochs=8,
-        finetune_qa_fraction="2/3", finetune_lr=1e-3, warmup_steps=50, workers=2,
+        pretrain_exposures=100, qa_fraction="1/4", lr=3e-3, finetune_epochs=16,
+        finetune_qa_fraction="3/4", finetune_lr=2e-3, warmup_steps=50, workers=2,
     ),
     "gpu": ManipulationScale(
         scale="gpu", people=20_000, shape=Shape(12, 12, 768), rows=96, seq_len=512,
@@ -339,19 +339,20 @@ def complete(model: GPT, items: list[QAItem], extra: int = 4, batch_size: int = 
 def score(model: GPT, items: list[QAItem]) -> Scored:
     """Exact match of the answer (Part 3.1/3.2: greedy generation, whole answer right).
 
-    Unhinted: the generation must be the answer followed by ".". Hinted: the generation is
-    read as ``hint . Answer : answer .``; the answer after the first "Answer :" must be exact,
-    and the hint is right when the text before it equals the item's hint.
+    Unhinted: the generation must start with the answer's tokens. Hinted: the generation is
+    read as ``hint . Answer : answer``; the tokens after the first "Answer :" must be the
+    answer, and the hint is right when the text before them equals the item's hint. The closing
+    "." of an item is not trained (it is outside the completion), so it is not asked for.
     """
     if not items:
         raise ValueError("items must not be empty")
     v = qa_vocab()
-    dot, ans, colon = v.id("."), v.id("Answer"), v.id(":")
+    ans, colon = v.id("Answer"), v.id(":")
     gens = complete(model, items)
     answer_ok, hint_ok = [], []
     for it, g in zip(items, gens, strict=True):
         a0, a1 = it.answer_span
-        want = list(it.ids[a0:a1]) + [dot]
+        want = list(it.ids[a0:a1])
         if not it.hint:
             answer_ok.append(g[: len(want)] == want)
             continue
@@ -404,20 +405,40 @@ def records(bios: BioSStream, people=None) -> list[tuple[int, dict[str, str]]]:
     return list(rows.items())
 
 
-def forward_retriever(model: GPT, bios: BioSStream, max_new: int = 10):
-    """``retrieve(people, attribute)``: the model's greedy answer to the Part 3.1 question."""
+def forward_checker(model: GPT, bios: BioSStream):
+    """``check(people, attribute, value)``: is the model's greedy answer to the Part 3.1
+    question about each person exactly ``value``? (Only the value stated in the inverse
+    question is used, never the person's own facts.)"""
     v = qa_vocab()
-    dot = v.id(".")
 
-    def retrieve(people, attribute: str) -> list[str]:
+    def check(people, attribute: str, value: str) -> list[bool]:
+        want = v.encode(value)
         items = p31_items(bios, list(people), attributes=(attribute,))
-        gens = complete(model, items, max_new=max_new)
-        return [v.decode(g[: g.index(dot)] if dot in g else g) for g in gens]
+        gens = complete(model, items, max_new=len(want))
+        return [g[: len(want)] == want for g in gens]
 
-    return retrieve
+    return check
 
 
 def given_values(task: str, facts: dict[str, str]) -> dict[str, str]:
     """The attribute values an inverse-search question states (task ``inverse:a,b->t``)."""
     given = task.removeprefix("inverse:").split("->")[0].split(",")
     return {a: facts[a] for a in given}
+
+
+@torch.no_grad()
+def name_recall(model: GPT, bios: BioSStream, people) -> float:
+    """Share of people whose full name the model predicts inside their own biography.
+
+    Teacher-forced: the evaluation rendering is fed with ``<eos>`` in front, and all three name
+    tokens must be the model's top prediction. In a reverse biography this is "attributes ->
+    name" learned during pretraining, the knowledge inverse search would need.
+    """
+    hits = []
+    for person in np.asarray(people).tolist():
+        tokens, spans = bios.render_person(person)
+        row = torch.tensor([[bios.vocab.eos_id, *tokens]])
+        pred = model(row)[0].argmax(-1)  # pred[t] predicts row[t + 1]
+        s, e = spans["name"]
+        hits.append(bool((pred[s:e] == row[0, s + 1: e + 1]).all()))
+    return float(np.mean(hits))

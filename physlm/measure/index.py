@@ -8,7 +8,7 @@ it, and the model only does what it is good at, forward retrieval ("what is the 
 X?"), to check each candidate against the rest of the question.
 
 `AttributeIndex` holds (attribute, value) -> people for the attributes it indexes; `search`
-answers one inverse question with it and a forward-retrieval function.
+answers one inverse question with it and a forward check made by the model.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-Retrieve = Callable[[Sequence[int], str], Sequence[str]]
-"""``retrieve(people, attribute)`` -> the value of ``attribute`` for each person, as text."""
+Check = Callable[[Sequence[int], str, str], Sequence[bool]]
+"""``check(people, attribute, value)`` -> for each person, whether forward retrieval of
+``attribute`` gives ``value`` (e.g. the model's greedy answer, compared by exact match)."""
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,18 @@ class AttributeIndex:
         return sorted(found or ())
 
 
-def search(index: AttributeIndex, given: Mapping[str, str], retrieve: Retrieve) -> list[int]:
+def search(index: AttributeIndex, given: Mapping[str, str], check: Check) -> list[int]:
     """People who answer an inverse question: index look-up, then forward checks.
 
-    Candidates come from the index; each given attribute that is not indexed is retrieved
-    forward for the remaining candidates, and those whose retrieved value differs are dropped.
+    Candidates come from the index; for each given attribute that is not indexed, candidates
+    whose forward-retrieved value is not the given one are dropped.
     """
     alive = index.candidates(given)
     for a, want in given.items():
         if a in index.attributes or not alive:
             continue
-        got = list(retrieve(alive, a))
-        if len(got) != len(alive):
-            raise ValueError(f"retrieve returned {len(got)} values for {len(alive)} people")
-        alive = [p for p, v in zip(alive, got, strict=True) if v == want]
+        ok = list(check(alive, a, want))
+        if len(ok) != len(alive):
+            raise ValueError(f"check returned {len(ok)} answers for {len(alive)} people")
+        alive = [p for p, good in zip(alive, ok, strict=True) if good]
     return alive
