@@ -303,7 +303,8 @@ except ImportError:
 # The paper's finding (Part 1 Sec. 5.3; recalled in Part 4.1 Sec. 4): absolute position
 # embeddings are worse than relative or rotary attention, and GPT_uni, whose attention is fixed
 # averaging over windows of 1, 2, 4, 8, ... tokens, is surprisingly strong, close to rotary.
-# Same shape, data and steps for all five; accuracy at cut 0 and cut `cut`, and the KL.
+# Same shape, data and steps for all five; accuracy at cut 0 and cut `cut`, the KL, and the
+# last-layer probes of Result 3 (the lowest accuracy over the NT levels).
 
 # %%
 pos_rows = []
@@ -326,6 +327,10 @@ for p in plan.positions:
             "KL": kl_to_grammar(run.model, ev),
         }
     )
+    probes = pd.DataFrame(probe_parse(run.model, ev))
+    probes = probes[probes["layer"] == probes["layer"].max()]
+    for task in PROBE_TASKS:
+        pos_rows[-1][f"probe: {task}"] = probes[probes["task"] == task]["accuracy"].min()
 positions = pd.DataFrame(pos_rows).set_index("pos")
 print(positions.round(3).to_string())
 
