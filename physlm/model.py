@@ -93,12 +93,6 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.qk_norm needs queries and keys; pos={self.pos!r} has none"
             )
-        if self.pos == "uniform" and self.n_head > self.max_uniform_heads:
-            raise ValueError(
-                f"ModelConfig.n_head ({self.n_head}) too large for pos='uniform' with block_size "
-                f"{self.block_size}: head h averages 2^h tokens, so at most "
-                f"{self.max_uniform_heads} heads have distinct windows inside the block"
-            )
 
     @property
     def rel_distances(self) -> int:
@@ -108,7 +102,11 @@ class ModelConfig:
 
     @property
     def max_uniform_heads(self) -> int:
-        """Most `uniform` heads whose windows 2^h differ within the block (2^(H-2) < block)."""
+        """Most `uniform` heads whose windows 2^h differ within the block (2^(H-2) < block).
+
+        More heads are allowed, as in the paper's 12-head GPT_uni with a 512-token context: the
+        extra heads average the whole prefix, like the last distinct one.
+        """
         heads = 1
         while 2 ** (heads - 1) < self.block_size:
             heads += 1

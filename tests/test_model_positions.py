@@ -6,7 +6,7 @@ import pytest
 import torch
 from causality import assert_shape_and_causality
 
-from physlm.model import GPT, ModelConfig, count_params
+from physlm.model import GPT, ModelConfig, count_params, uniform_weights
 
 NEW = ("relative", "position_only", "uniform")
 
@@ -197,7 +197,6 @@ def test_dtype_moves_and_autocast(pos):
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (dict(pos="uniform", n_head=8, n_embd=64, block_size=16), "n_head"),
         (dict(pos="uniform", qk_norm=True), "qk_norm"),
         (dict(pos="position_only", qk_norm=True), "qk_norm"),
         (dict(pos="relative", rel_max_distance=0), "rel_max_distance"),
@@ -211,9 +210,11 @@ def test_bad_part1_config_names_the_parameter(bad, match):
         small(**bad)
 
 
-def test_uniform_head_limit_is_the_last_distinct_window():
-    """Heads with windows 1, 2, 4, 8, 16 fit a 16-block; a sixth (32) would repeat the fifth."""
+def test_uniform_heads_past_the_block_average_the_whole_prefix():
+    """Heads with windows 1, 2, 4, 8, 16 fit a 16-block; a sixth (32) repeats the fifth."""
     assert small("uniform", n_head=4, n_embd=32).max_uniform_heads == 5
-    small("uniform", n_head=5, n_embd=40)
-    with pytest.raises(ValueError, match="n_head"):
-        small("uniform", n_head=6, n_embd=48)
+    cfg = small("uniform", n_head=6, n_embd=48)
+    w = uniform_weights(cfg.n_head, cfg.block_size, torch.device("cpu"))
+    assert torch.equal(w[5], w[4])
+    prefix = torch.ones(16, 16).tril()
+    torch.testing.assert_close(w[5], prefix / prefix.sum(-1, keepdim=True))

@@ -1,0 +1,118 @@
+"""Part 1's experiment plumbing: scales, settings, model inputs and the distribution measures."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from physlm.data.cfg import sample
+from physlm.experiments import part1 as E
+from physlm.measure.cfg_parse import accepts_sentences
+from physlm.model import GPT
+from physlm.scales import PART1_POSITIONS, SCALES, Shape, part1
+
+PLAN = part1("smoke")
+GRAMMAR = PLAN.grammar.build()
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_scale_builds_its_grammar_and_models(scale):
+    plan = part1(scale)
+    g = plan.grammar.build()
+    assert g.sizes[0] == 1 and g.num_terminals == 3
+    for pos in plan.positions:
+        cfg = plan.model_config(10, pos)
+        assert cfg.pos == pos and cfg.n_layer == plan.shape.layers
+    assert set(plan.positions) == set(PART1_POSITIONS)
+    if scale in ("gpu", "paper"):
+        assert plan.cut == 50 and plan.seq_len == 512  # the paper's cut and context
+
+
+def test_scale_checks_name_the_parameter():
+    with pytest.raises(ValueError, match="scale must be one of"):
+        part1("huge")
+    with pytest.raises(ValueError, match="positions must be drawn from"):
+        dataclasses.replace(PLAN, positions=("rope", "alibi"))
+    with pytest.raises(ValueError, match="too large for scale 'smoke'"):
+        dataclasses.replace(PLAN, shape=Shape(12, 12, 768))
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        part1("smoke", steps=0)
+    assert part1("smoke", steps=7).steps == 7
+
+
+def test_settings_and_data_streams():
+    settings = E.chapter_settings(PLAN)
+    assert [s.pos for s in settings] == [*PLAN.positions, "rope"]
+    assert [s.noisy for s in settings] == [False] * len(PLAN.positions) + [True]
+    clean = E.make_data(PLAN, E.Setting("rope"))
+    noisy = E.make_data(PLAN, E.Setting("rope", noisy=True))
+    assert clean.config.noise == 0.0 and noisy.config.noise == PLAN.noise
+    assert clean.spec() != noisy.spec()
+    assert len({s.label() for s in settings}) == len(settings)
+
+
+def test_framed_input():
+    draw = sample(GRAMMAR, 5, 0)
+    tok = E.make_data(PLAN, E.Setting("rope")).tokens
+    idx = E.framed(draw.tokens, draw.lengths, tok)
+    assert idx.shape == (5, draw.tokens.shape[1] + 1)
+    assert (idx[:, 0] == tok.bos).all()
+    for b, n in enumerate(draw.lengths):
+        assert idx[b, 1 : 1 + n].tolist() == draw.tokens[b, :n].tolist()
+
+
+class Oracle(nn.Module):
+    """Logits that put the grammar's exact law on the right ids (from an EvalSet's target)."""
+
+    def __init__(self, ev: E.EvalSet, vocab: int) -> None:
+        super().__init__()
+        self.ev, self.vocab = ev, vocab
+
+    def forward(self, idx):
+        tok = self.ev.tokens
+        law = torch.nan_to_num(self.ev.target, nan=1.0 / self.ev.target.shape[-1])
+        logits = torch.full((*idx.shape, self.vocab), -50.0, dtype=torch.float64)
+        cols = [*range(1, tok.num_terminals + 1), tok.eos]
+        logits[..., cols] = law.clamp_min(1e-30).log()
+        return logits
+
+
+def test_kl_is_zero_for_the_grammar_and_uniform_for_a_flat_model():
+    ev = E.eval_set(GRAMMAR, 12, 3)
+    vocab = E.make_data(PLAN, E.Setting("rope")).vocab_size
+    assert E.kl_to_grammar(Oracle(ev, vocab), ev) < 1e-6
+    flat = GPT(PLAN.model_config(vocab, "rope"))
+    with torch.no_grad():
+        flat.lm_head.weight.zero_()  # tied: every logit 0, a uniform guess
+    assert abs(E.kl_to_grammar(flat, ev) - E.uniform_kl(ev)) < 1e-6
+    assert E.uniform_kl(ev) > 0.1
+
+
+def test_eval_set_law_is_normalised_and_sentences_valid():
+    ev = E.eval_set(GRAMMAR, 10, 1)
+    assert all(accepts_sentences(GRAMMAR, ev.draw.sentences()))
+    rows = ev.target[~torch.isnan(ev.target).any(-1)]
+    torch.testing.assert_close(rows.sum(-1), torch.ones(len(rows), dtype=rows.dtype))
+    assert int(ev.valid.sum()) == int(ev.draw.lengths.sum())
+
+
+def test_probe_and_attention_rows_cover_every_level_task_and_layer():
+    ev = E.eval_set(GRAMMAR, 20, 2)
+    torch.manual_seed(0)
+    model = GPT(PLAN.model_config(E.make_data(PLAN, E.Setting("rope")).vocab_size, "rope"))
+    rows = E.probe_parse(model, ev)
+    levels = range(1, GRAMMAR.depth)
+    want = {(lv, t, ly) for lv in levels for t in E.PROBE_TASKS for ly in (1, 2)}
+    assert {(r["level"], r["task"], r["layer"]) for r in rows} == want
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    # the majority rate, recomputed independently from the NT-end labels of the test sentences
+    _, test = E.train_test_split(20, 0.2, 2)
+    ends = ev.draw.boundaries[test.numpy(), 1, :][ev.valid[test].numpy()]
+    share = max(ends.mean(), 1 - ends.mean())
+    got = next(r for r in rows if r["level"] == 1 and r["task"] == "NT end")["majority"]
+    assert abs(got - share) < 1e-9
+    att = E.attention_to_ends(model, ev)
+    assert {(r["level"], r["layer"]) for r in att} == {(lv, ly) for lv in levels for ly in (1, 2)}
+    assert all(np.isfinite(r["end - other (best head)"]) for r in att)
