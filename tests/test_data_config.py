@@ -21,3 +21,14 @@ def test_config_from_builds_or_passes_through():
 def test_config_and_keywords_together_are_refused():
     with pytest.raises(ValueError, match="either a Cfg or keyword arguments"):
         config_from(Cfg, Cfg(2), {"n": 3})
+
+
+def test_fit_per_row_counts_whole_biographies_and_names_the_parameter():
+    from physlm.data import fit_per_row
+
+    assert fit_per_row(100, 30, None) == 3
+    assert fit_per_row(100, 30, 2) == 2
+    with pytest.raises(ValueError, match="seq_len must be at least 30"):
+        fit_per_row(20, 30, None)
+    with pytest.raises(ValueError, match="bios_per_row=4 may not fit"):
+        fit_per_row(100, 30, 4)

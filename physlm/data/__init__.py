@@ -54,3 +54,25 @@ def config_from(cls: type[C], config: C | None, kwargs: dict) -> C:
     if kwargs:
         raise ValueError(f"pass either a {cls.__name__} or keyword arguments, not both")
     return config
+
+
+def fit_per_row(seq_len: int, slot: int, requested: int | None) -> int:
+    """Biographies per row: as many `slot`-token biographies as always fit, or `requested`.
+
+    Packed rows hold whole biographies only, so a row must fit the longest one (plus its
+    separator); a request for more than fit is refused, naming the parameter.
+    """
+    fit = seq_len // slot
+    if requested is None:
+        if fit < 1:
+            raise ValueError(
+                f"seq_len must be at least {slot} to hold one biography, got {seq_len}"
+            )
+        return fit
+    if requested > fit:
+        raise ValueError(
+            f"bios_per_row={requested} may not fit in seq_len={seq_len}: at most {fit} "
+            f"biographies of up to {slot} tokens always fit"
+        )
+    return requested
+

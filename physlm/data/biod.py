@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from physlm.data import config_from, make_batch
+from physlm.data import config_from, fit_per_row, make_batch
 from physlm.data.bios import (
     ExposureSchedule,
     check_step,
@@ -155,17 +155,7 @@ class BioDStream:
         self.n_name = len(c.name_pools)
         self.tokens_per_person = self.n_name + k * (1 + c.chunks * c.chunk_len)
         slot = self.tokens_per_person + 1 + int(c.domain_token)
-        fit = c.seq_len // slot
-        if c.bios_per_row is None:
-            if fit < 1:
-                raise ValueError(f"seq_len must be at least {slot} to hold one biography, "
-                                 f"got {c.seq_len}")
-            self.bios_per_row = fit
-        elif c.bios_per_row > fit:
-            raise ValueError(f"bios_per_row={c.bios_per_row} does not fit in seq_len="
-                             f"{c.seq_len}: at most {fit} biographies of {slot} tokens")
-        else:
-            self.bios_per_row = c.bios_per_row
+        self.bios_per_row = fit_per_row(c.seq_len, slot, c.bios_per_row)
         rng = np.random.default_rng([c.seed, _T_CHUNKS])
         # chunk strings as value-token ids: [K, D, L]
         self.chunk_strings = np.stack([sample_chunks(rng, c.diversity, c.chunk_len, t)

@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from physlm.data import config_from, make_batch
+from physlm.data import config_from, fit_per_row, make_batch
 from physlm.data.bios_pools import (
     DAYS,
     MONTHS,
@@ -412,17 +412,22 @@ def render(world: BioSWorld, person: tuple[int, ...], tpl: list[int], order: lis
             elif pos == 1 and not fullname:
                 spans["pronoun"] = (len(out), len(out) + 1)
         out.extend(name if pos == 0 or fullname else pro)
-        out.extend(t.mid)
-        if spans is not None:
-            s = len(out)
-            if a == 0:
-                spans["birth_month"], spans["birth_day"] = (s, s + 1), (s + 1, s + 2)
-                spans["birth_year"] = (s + 3, s + 4)
-            else:
-                spans[ATTRIBUTES[a]] = (s, s + len(values[a]))
-        out.extend(values[a])
-        out.extend(t.tail)
+        _attribute_sentence(out, t, a, values, spans)
     return out
+
+
+def _attribute_sentence(out: list[int], t, a: int, values, spans: dict | None) -> None:
+    """Append the rest of attribute `a`'s sentence after its subject, recording value spans."""
+    out.extend(t.mid)
+    if spans is not None:
+        s = len(out)
+        if a == 0:
+            spans["birth_month"], spans["birth_day"] = (s, s + 1), (s + 1, s + 2)
+            spans["birth_year"] = (s + 3, s + 4)
+        else:
+            spans[ATTRIBUTES[a]] = (s, s + len(values[a]))
+    out.extend(values[a])
+    out.extend(t.tail)
 
 
 def _choices(world: BioSWorld, tpl_keys: np.ndarray, ord_keys: np.ndarray | None
@@ -519,18 +524,7 @@ class BioSStream:
             raise ValueError("n_people + junk_people exceeds the name space")
         self.max_bio_len = self.world.max_bio_len(c.fullname)
         slot = self.max_bio_len + 1 + int(c.domain_token)
-        fit = c.seq_len // slot
-        if c.bios_per_row is None:
-            if fit < 1:
-                raise ValueError(f"seq_len must be at least {slot} to hold one biography, "
-                                 f"got {c.seq_len}")
-            self.bios_per_row = fit
-        else:
-            if c.bios_per_row > fit:
-                raise ValueError(f"bios_per_row={c.bios_per_row} may not fit in seq_len="
-                                 f"{c.seq_len}: at most {fit} biographies of up to {slot} "
-                                 "tokens always fit")
-            self.bios_per_row = c.bios_per_row
+        self.bios_per_row = fit_per_row(c.seq_len, slot, c.bios_per_row)
         self.junk = parse_fraction(c.junk_fraction)
         self.schedule = ExposureSchedule(c.n_people, c.batch_size, self.bios_per_row, c.seed,
                                          self.junk)

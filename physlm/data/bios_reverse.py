@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from physlm.data import fit_per_row
 from physlm.data.bios import (
     ATTRIBUTES,
     BioSConfig,
     BioSStream,
     BioSWorld,
     ExposureSchedule,
+    _attribute_sentence,
     _choices,
 )
 
@@ -67,16 +69,7 @@ def render_reverse(
             naming()
         t = w.templates[a][tpl[a]]
         out.append(pro)
-        out.extend(t.mid)
-        if spans is not None:
-            s = len(out)
-            if a == 0:
-                spans["birth_month"], spans["birth_day"] = (s, s + 1), (s + 1, s + 2)
-                spans["birth_year"] = (s + 3, s + 4)
-            else:
-                spans[ATTRIBUTES[a]] = (s, s + len(values[a]))
-        out.extend(values[a])
-        out.extend(t.tail)
+        _attribute_sentence(out, t, a, values, spans)
     if k == len(order):
         naming()
     return out
@@ -102,15 +95,8 @@ class ReverseBioSStream(BioSStream):
             raise ValueError("fullname must be False for reverse biographies")
         self.reverse = int(reverse)
         self.max_bio_len = self.world.max_bio_len(False) + NAMING_EXTRA
-        fit = c.seq_len // (self.max_bio_len + 1 + int(c.domain_token))
-        if c.bios_per_row is None:
-            if fit < 1:
-                raise ValueError(f"seq_len must be at least {self.max_bio_len + 1} to hold one "
-                                 f"reverse biography, got {c.seq_len}")
-            self.bios_per_row = fit
-        elif c.bios_per_row > fit:
-            raise ValueError(f"bios_per_row={c.bios_per_row} may not fit in seq_len={c.seq_len}: "
-                             f"at most {fit} reverse biographies always fit")
+        slot = self.max_bio_len + 1 + int(c.domain_token)
+        self.bios_per_row = fit_per_row(c.seq_len, slot, c.bios_per_row)
         self.schedule = ExposureSchedule(c.n_people, c.batch_size, self.bios_per_row, c.seed,
                                          self.junk)
         self.steps = self.steps_for(c.exposures)
