@@ -308,6 +308,8 @@ ax.set_xlabel("Q-probe accuracy (%)")
 ax.set_ylabel("LoRA P_test QA accuracy (%)")
 ax.legend(fontsize=7)
 _ = savefig(fig, "part3_1_q_probing")
+
+# %%
 xs_q = np.asarray([q for q, _, _ in q_points])
 ys_q = np.asarray([f for _, f, _ in q_points])
 q_corr = (
