@@ -250,9 +250,6 @@ att_table = att_rows.merge(
 print(att_table.round(4).to_string(index=False))
 
 # %% mystnb={"figure": {"caption": "Attention of GPT_rot on one fresh sentence, the head of each layer that prefers level-1 NT ends the most. Lines mark the level-1 NT ends (rows: queries, columns: keys).", "name": "fig-part1-attention"}}
-maps = attention_maps(main.model, ev.idx[:1])[:, 0, :, 1:, 1:]  # (L, H, T, T), one sentence
-n_show = int(ev.draw.lengths[0])
-ends_1 = np.flatnonzero(ev.draw.boundaries[0, 1, :n_show])
 best_heads = att_rows.query("level == 1")["best head"].tolist()
 
 
