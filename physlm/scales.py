@@ -301,16 +301,16 @@ class CFGScale:
     steps: int
     lr: float
     warmup_steps: int
-    weight_decay: float
-    positions: tuple[str, ...]
-    noise: float  # share of corrupted pretraining sentences in the robustness run
-    noise_fraction: float  # share of a corrupted sentence's tokens replaced
     cut: int  # the prefix length of the "cut" generation test (the paper's cut 50)
     gen_samples: int
     eval_sentences: int  # sentences for the KL, the probes and the attention statistics
     max_params: int
     threads: int | None = None
     workers: int = 1
+    weight_decay: float = 0.1  # Part 4.1 App. A.5's recipe for the same task
+    positions: tuple[str, ...] = PART1_POSITIONS
+    noise: float = 0.1  # share of corrupted pretraining sentences in the robustness run
+    noise_fraction: float = 0.15  # share of a corrupted sentence's tokens replaced
 
     def __post_init__(self) -> None:
         bad = [p for p in self.positions if p not in PART1_POSITIONS]
@@ -372,10 +372,6 @@ _register_part1(
     steps=30,
     lr=3e-3,
     warmup_steps=5,
-    weight_decay=0.1,
-    positions=PART1_POSITIONS,
-    noise=0.1,
-    noise_fraction=0.15,
     cut=8,
     gen_samples=16,
     eval_sentences=24,
@@ -392,10 +388,6 @@ _register_part1(
     steps=1200,
     lr=3e-3,
     warmup_steps=100,
-    weight_decay=0.1,
-    positions=PART1_POSITIONS,
-    noise=0.1,
-    noise_fraction=0.15,
     cut=8,
     gen_samples=200,
     eval_sentences=300,
@@ -414,10 +406,6 @@ _register_part1(
     steps=20_000,
     lr=1e-3,
     warmup_steps=1000,
-    weight_decay=0.1,
-    positions=PART1_POSITIONS,
-    noise=0.1,
-    noise_fraction=0.15,
     cut=50,
     gen_samples=1000,
     eval_sentences=500,
@@ -433,10 +421,6 @@ _register_part1(
     steps=100_000,
     lr=3e-4,
     warmup_steps=1000,
-    weight_decay=0.1,
-    positions=PART1_POSITIONS,
-    noise=0.1,
-    noise_fraction=0.15,
     cut=50,
     gen_samples=2000,
     eval_sentences=1000,
