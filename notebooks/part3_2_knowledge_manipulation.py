@@ -43,11 +43,14 @@ from IPython.display import display
 
 from physlm.claims import NOT_HERE, Ledger, threshold_verdict
 from physlm.data.bios_qa import QA_ATTRIBUTES, p32_items
+from physlm.experiments import part3_1
 from physlm.experiments.part3_2 import (
     CLASSIFY,
     COMPARE,
+    DUAL,
     INVERSE,
     RETRIEVAL,
+    answer_text,
     bios_stream,
     chance,
     finetune,
@@ -58,8 +61,6 @@ from physlm.experiments.part3_2 import (
     halves,
     name_recall,
     prefetch,
-    pretrain_config,
-    pretrain_data,
     records,
     scale_for,
     score_task,
@@ -71,14 +72,16 @@ from physlm.plots import savefig, use_style
 
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-plan = scale_for(scale)
+plan = scale_for(scale, seed=seed)
+knowledge = plan.knowledge
 torch.set_num_threads(plan.threads or torch.get_num_threads())
 use_style()
 chapter_start = time.perf_counter()
-p_train, p_test = halves(plan, seed)
+p_train, p_test = halves(plan)
 print(
-    f"scale {plan.scale}: N = {plan.people} people ({len(p_train)} P_train, {len(p_test)} "
-    f"P_test, {len(scored_people(plan, seed))} scored), model {plan.shape.label()}"
+    f"scale {plan.scale}: N = {knowledge.people} people ({len(p_train)} P_train, "
+    f"{len(p_test)} P_test, {len(scored_people(plan))} scored), model "
+    f"{knowledge.layers} layers x {knowledge.heads} heads x {knowledge.width} wide"
 )
 
 # %% [markdown]
@@ -94,8 +97,8 @@ print(
 # both:
 
 # %%
-forward_bios = bios_stream(plan, reverse=False, seed=seed)
-reverse_bios = bios_stream(plan, reverse=True, seed=seed)
+forward_bios = bios_stream(plan, reverse=False)
+reverse_bios = bios_stream(plan, reverse=True)
 person = int(p_test[0])
 for label, bios in (("multi5+permute", forward_bios), ("multi5+permute+reverse6", reverse_bios)):
     tokens, _ = bios.render_person(person)
@@ -109,7 +112,7 @@ for label, bios in (("multi5+permute", forward_bios), ("multi5+permute+reverse6"
 
 # %%
 examples = []
-for task in (*RETRIEVAL, *CLASSIFY, *COMPARE, *INVERSE):
+for task in (*RETRIEVAL, *DUAL, *CLASSIFY, *COMPARE, *INVERSE):
     hints = (False, True) if task in (*CLASSIFY, *COMPARE) else (False,)
     for hint in hints:
         it = p32_items(forward_bios, task, [person, int(p_test[1])], hint=hint, seed=seed)[0]
@@ -120,15 +123,17 @@ with pd.option_context("display.max_colwidth", 200):
 # %% [markdown]
 # ## Method
 #
-# Every model is the series' GPT-2 with rotary embedding, trained in two stages through the run
+# Every model is Part 3.1's GPT-2 with rotary embedding, trained in two stages through the run
 # cache:
 #
-# 1. **Parent** (the Part 3.1 model): the biographies of all N people mixed with the Part 3.1
-#    questions of P_train, in rows that are all biography or all QA (Part 3.1 mixed training).
-#    It learns to extract the facts of people whose questions it never saw (P_test).
-# 2. **Manipulation fine-tune**: from the parent's weights, every Part 3.2 task of the chapter
-#    on P_train, with biography and Part 3.1 rows kept in the mix. The same fine-tune runs on
-#    the forward and on the reverse parent.
+# 1. **Parent**: the Part 3.1 chapter's model pretrained on the multi5+permute biographies of
+#    all N people. It is *the same run*, found by its key in the run cache when the Part 3.1
+#    chapter has trained it and trained here otherwise. The reverse parent is pretrained by the
+#    same recipe on the reverse6 twin of those biographies.
+# 2. **Fine-tune**: from the parent's weights, the six Part 3.1 questions and every Part 3.2 task
+#    of the chapter on P_train, with biography rows kept in the mix. The Part 3.1 questions make
+#    this the paper's "QA-fine-tuned" starting point (Result 5). The same fine-tune runs on the
+#    forward and on the reverse parent.
 #
 # Every question is then asked about the people of P_test, whose facts the model saw only in
 # their biographies, and scored by exact match of a greedy answer.
@@ -136,61 +141,71 @@ with pd.option_context("display.max_colwidth", 200):
 # %%
 rows = []
 for reverse in (False, True):
-    pdata = pretrain_data(plan, reverse, seed)
-    fdata = finetune_data(plan, reverse, seed)
+    bios = bios_stream(plan, reverse)
+    fdata = finetune_data(plan, reverse)
     rows.append(
         {
-            "pretraining": "reverse6" if reverse else "forward",
-            "parent steps": pretrain_config(plan, pdata, seed).steps,
-            "parent QA items": len(pdata.items),
-            "fine-tune steps": finetune_config(plan, fdata, seed).steps,
+            "pretraining": "reverse6" if reverse else plan.source,
+            "tokens per row": bios.config.seq_len,
+            "parent steps": part3_1.pretrain_config(knowledge, bios.steps).steps,
+            "fine-tune steps": finetune_config(plan, fdata).steps,
             "fine-tune items": len(fdata.items),
         }
     )
 print(pd.DataFrame(rows).to_string(index=False))
 print(
-    f"rows per step {plan.rows} x {plan.seq_len} tokens; parent: {plan.pretrain_exposures} "
-    f"exposures per person, QA share {plan.qa_fraction}, peak lr {plan.lr}; fine-tune: "
-    f"{plan.finetune_epochs} passes, QA share {plan.finetune_qa_fraction}, lr {plan.finetune_lr}"
+    f"{knowledge.rows} rows per step; parent: {knowledge.exposures} exposures per person, peak "
+    f"lr {knowledge.lr}; fine-tune: {plan.finetune_epochs} passes, QA share "
+    f"{plan.finetune_qa_fraction}, lr {plan.finetune_lr}, every weight trained"
 )
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 t0 = time.perf_counter()
-prefetch(plan, seed)
+prefetch(plan)
 (forward_parent, forward_model), (reverse_parent, reverse_model) = (
-    finetune(plan, reverse, seed, progress=False) for reverse in (False, True)
+    finetune(plan, reverse) for reverse in (False, True)
 )
 fwd, rev = forward_model.model, reverse_model.model
 print(f"4 runs ready in {time.perf_counter() - t0:.0f} s with {plan.workers} worker(s)")
 
 # %%
+shared = forward_parent.key == part3_1.pretrained(knowledge, plan.source)[0].key
 print(f"parameters: {count_params(fwd):,} (embeddings included)")
+print(f"forward parent {forward_parent.key}: the Part 3.1 chapter's {plan.source} run: {shared}")
 
 # %% [markdown]
 # ## Result 1: retrieval works; the birth year alone does not come for free
 #
-# The six Part 3.1 questions and the two partial-retrieval tasks of Part 3.2 (Result 2): "What
-# is the birth day of X?" and "What is the birth year of X?". The full date is stored as
-# "Month Day, Year"; the paper finds that a model that states the full date perfectly still
-# struggles to give the year alone, because it would have to skip the tokens before it.
+# The six Part 3.1 questions, the two partial-retrieval tasks of Part 3.2 (Result 2), "What
+# is the birth day of X?" and "What is the birth year of X?", and two dual-retrieval tasks
+# (Result 1), which ask for two attributes at once. The full date is stored as "Month Day,
+# Year"; the paper finds that a model that states the full date perfectly still struggles to
+# give the year alone, because it would have to skip the tokens before it. Dual retrieval is
+# near perfect on multi5+permute data in either order; only fixed-order data makes the order of
+# the two questions matter (asking the company city before the company). The expected column of
+# a dual task is the product of its two single retrievals: what two independent lookups give.
 
 # %%
-retrieval = []
-for a in QA_ATTRIBUTES:
-    retrieval.append({"question": a, "P_test accuracy": score_task(fwd, plan, forward_bios, a,
-                                                                   seed=seed).accuracy})
-for task in RETRIEVAL:
-    retrieval.append({"question": task, "P_test accuracy": score_task(fwd, plan, forward_bios,
-                                                                      task, seed=seed).accuracy})
-retrieval = pd.DataFrame(retrieval)
-print(retrieval.round(3).to_string(index=False))
+retrieval = pd.DataFrame(
+    [
+        {"question": q, "P_test accuracy": score_task(fwd, plan, forward_bios, q).accuracy}
+        for q in (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)
+    ]
+)
 acc = dict(zip(retrieval["question"], retrieval["P_test accuracy"], strict=True))
+retrieval["expected"] = [
+    acc[q.split(",")[0].removeprefix("dual:")] * acc[q.split(",")[1]] if q in DUAL else np.nan
+    for q in retrieval["question"]
+]
+print(retrieval.round(3).to_string(index=False))
 full_retrieval = float(np.mean([acc[a] for a in QA_ATTRIBUTES]))
 date_acc, year_acc, day_acc = acc["birth_date"], acc["partial_birth_year"], acc["partial_birth_day"]
+dual_acc = {q: acc[q] for q in DUAL}
+dual_expected = dict(zip(retrieval["question"], retrieval["expected"], strict=True))
 
-# %% mystnb={"figure": {"caption": "Out-of-distribution (P_test) exact-match accuracy of retrieval: the six Part 3.1 attributes and the partial retrieval of the birth day and year.", "name": "fig-part3-2-retrieval"}}
-fig, ax = plt.subplots(figsize=(7, 3.6))
+# %% mystnb={"figure": {"caption": "Out-of-distribution (P_test) exact-match accuracy of retrieval: the six Part 3.1 attributes, the partial retrieval of the birth day and year, and two dual retrievals.", "name": "fig-part3-2-retrieval"}}
+fig, ax = plt.subplots(figsize=(7, 4.2))
 ax.barh(retrieval["question"], retrieval["P_test accuracy"], color="C0")
 ax.set_xlim(0, 1)
 ax.set_xlabel("P_test accuracy")
@@ -202,7 +217,10 @@ _ = savefig(fig, "part3_2_retrieval")
 # ## Result 2: classification and comparison need the hint at test time
 #
 # Each task is asked twice about P_test: answer directly, and write the hint first. The chance
-# column is the accuracy of always giving the most common answer. The paper trains on up to
+# column is the accuracy of always giving the most common answer. The tasks: is the birth
+# month even, the month modulo 6 and 12, the "luckiness" of the major (a fixed number 0-99 per
+# major) modulo 5; was X born in a later month than Y, their month difference (-11..11), and
+# is X's major luckier than Y's. The paper trains on up to
 # millions of people; with 10K training people, the even-month question reaches 75.9% without a
 # hint (80.3% if trained with hints) and 94.2% with the hint at test time, which the paper reads
 # as hint accuracy (91.0%) plus a coin flip on the rest. With a hint the task splits in two:
@@ -212,12 +230,12 @@ _ = savefig(fig, "part3_2_retrieval")
 # %%
 manip = []
 for task in (*CLASSIFY, *COMPARE):
-    plain = score_task(fwd, plan, forward_bios, task, hint=False, seed=seed)
-    hinted = score_task(fwd, plan, forward_bios, task, hint=True, seed=seed)
+    plain = score_task(fwd, plan, forward_bios, task, hint=False)
+    hinted = score_task(fwd, plan, forward_bios, task, hint=True)
     manip.append(
         {
             "task": task,
-            "chance": chance(task, forward_bios, scored_people(plan, seed), seed),
+            "chance": chance(task, forward_bios, scored_people(plan), plan.seed),
             "no hint": plain.accuracy,
             "hint at test": hinted.accuracy,
             "hint itself right": hinted.hint_accuracy,
@@ -230,8 +248,8 @@ manip = pd.DataFrame(manip).set_index("task")
 print(manip.round(3).to_string())
 
 # %% mystnb={"figure": {"caption": "Classification and comparison on P_test, answered directly or after writing the hint, against the most-common-answer baseline.", "name": "fig-part3-2-hint"}}
-fig, ax = plt.subplots(figsize=(7, 3.6))
-manip[["chance", "no hint", "hint at test"]].plot.bar(ax=ax, rot=0)
+fig, ax = plt.subplots(figsize=(8, 3.8))
+manip[["chance", "no hint", "hint at test"]].plot.bar(ax=ax, rot=20)
 ax.set_ylim(0, 1)
 ax.set_ylabel("P_test accuracy")
 ax.set_title("Manipulation with and without a hint")
@@ -253,14 +271,14 @@ for task in INVERSE:
     inverse.append(
         {
             "task": task,
-            "forward pretraining": score_task(fwd, plan, forward_bios, task, seed=seed).accuracy,
-            "reverse6 pretraining": score_task(rev, plan, reverse_bios, task, seed=seed).accuracy,
+            "forward pretraining": score_task(fwd, plan, forward_bios, task).accuracy,
+            "reverse6 pretraining": score_task(rev, plan, reverse_bios, task).accuracy,
         }
     )
 inverse = pd.DataFrame(inverse).set_index("task")
 print(inverse.round(3).to_string())
 recall = {
-    label: name_recall(parent.model, bios, scored_people(plan, seed))
+    label: name_recall(parent.model, bios, scored_people(plan))
     for label, parent, bios in (
         ("forward", forward_parent, forward_bios),
         ("reverse6", reverse_parent, reverse_bios),
@@ -290,7 +308,7 @@ facts = dict(records(forward_bios))
 rag = []
 for task in INVERSE:
     target = task.split("->")[1]
-    items = p32_items(forward_bios, task, scored_people(plan, seed), seed=seed)
+    items = p32_items(forward_bios, task, scored_people(plan), seed=plan.seed)
     hits, unique = 0, 0
     for it in items:
         found = search(index, given_values(task, facts[it.person]), check)
@@ -321,6 +339,71 @@ ax.set_title("Inverse search")
 _ = savefig(fig, "part3_2_inverse")
 
 # %% [markdown]
+# ## Explorer
+#
+# Pick a P_test person and a question: the forward model answers directly and, where the task
+# has one, after writing the hint, beside the truth. The interactive version needs a live
+# kernel; the rendered book shows the fixed sample of questions below it.
+
+# %%
+HINTED_TASKS = (*CLASSIFY, *COMPARE)
+
+
+def explorer_rows(person: int, task: str) -> list[dict]:
+    """The model's replies to one question about one P_test person, with and without a hint."""
+    rows = []
+    for hint in (False, True) if task in HINTED_TASKS else (False,):
+        items = p32_items(forward_bios, task, scored_people(plan), hint=hint, seed=plan.seed)
+        item = next(it for it in items if it.person == person)
+        rows.append(
+            {
+                "question": item.prompt.rsplit(" ", 1)[0],
+                "hint": hint,
+                "model": answer_text(fwd, item),
+                "truth": item.completion,
+            }
+        )
+    return rows
+
+
+rng = np.random.default_rng(plan.seed)
+sample_people = rng.choice(scored_people(plan), size=6, replace=False)
+sample_tasks = rng.choice(len(plan.tasks), size=6, replace=False)
+sample = [
+    row
+    for person, k in zip(sample_people.tolist(), sample_tasks.tolist(), strict=True)
+    for row in explorer_rows(person, plan.tasks[k])
+]
+with pd.option_context("display.max_colwidth", 120):
+    display(pd.DataFrame(sample).set_index(["question", "hint"]))
+
+# %% tags=["remove-output"]
+# NBVAL_IGNORE_OUTPUT
+try:
+    import ipywidgets as widgets
+
+    pick_person = widgets.Dropdown(
+        options=[int(i) for i in scored_people(plan)[:50]], description="person"
+    )
+    pick_task = widgets.Dropdown(options=list(plan.tasks), description="question")
+    shown = widgets.Output()
+
+    def show(_change=None) -> None:
+        shown.clear_output()
+        with shown:
+            for row in explorer_rows(pick_person.value, pick_task.value):
+                print(row["question"] + ("  [hint first]" if row["hint"] else ""))
+                print("  model:", row["model"])
+                print("  truth:", row["truth"])
+
+    for w in (pick_person, pick_task):
+        w.observe(show, names="value")
+    show()
+    display(widgets.VBox([pick_person, pick_task, shown]))
+except ImportError:
+    print("ipywidgets is not installed; the table above is the static explorer")
+
+# %% [markdown]
 # ## Where this edition departs from the paper
 #
 # - **Sizes.** The paper uses N = 100K people, a 12-layer GPT-2 (124M parameters) and tests on
@@ -330,21 +413,29 @@ _ = savefig(fig, "part3_2_inverse")
 #   chance. The `gpu` and `paper` presets describe larger runs.
 # - **What the small scale limits.** Everything with a hint rests on retrieval: the hint *is* a
 #   retrieval, so hinted accuracy is capped near "hint right + half of the rest", and a
-#   comparison needs two retrievals in a row. Our parents extract the facts of P_test people far
-#   less reliably than the paper's (it reports about 100% for the birth date), which is what a
-#   bigger model, more people and more exposures buy. Inverse search after reverse pretraining
+#   comparison needs two retrievals in a row. Our fine-tuned model extracts the facts of P_test
+#   people far less reliably than the paper's (it reports about 100% for the birth date), which
+#   is what a bigger model, more people and more exposures buy. Inverse search after reverse pretraining
 #   needs the same kind of extraction in the other direction, and the diagnostic above separates
 #   the two steps: stored "attributes -> name" inside the biography, and extracting it from a
 #   question about a person never asked about in training.
-# - **Fine-tuning.** The paper teaches each task by LoRA (rank 8/16 on query/value, rank 128 on
-#   the embedding) on task data only, one task at a time. We fine-tune every weight on all the
-#   chapter's tasks at once, with biographies and Part 3.1 questions kept in the mix so that a
-#   small model does not overwrite what it stored. The parent is the Part 3.1 mixed-training
-#   model, i.e. the "QA-fine-tuned" starting point of Part 3.2 Result 5.
-# - **Tasks.** A subset of the 28: day and year retrieval, even month, month mod 12, later
-#   month, and two of the ten inverse tasks. Words of the questions and the hint markers are
-#   ours; tokens are words, not GPT-2 BPE. A closing "." is not trained, so exact match compares
-#   the answer's tokens only.
+# - **Fine-tuning.** The parent is the paper's: the Part 3.1 model pretrained on multi5+permute
+#   (the same run as in the Part 3.1 chapter). The paper then teaches each task by LoRA (rank
+#   8/16 on query/value, rank 128 on the embedding) on task data only, one task at a time. We
+#   fine-tune every weight on the Part 3.1 questions and all the chapter's tasks at once, with
+#   biographies kept in the mix so that a small model does not overwrite what it stored; with the
+#   Part 3.1 questions in the mix this is the "QA-fine-tuned" starting point of Result 5, which
+#   the paper finds within about a point of the BIO-pretrained one. Why not LoRA here: in our
+#   trials a LoRA adapter of the paper's targets did not learn to say "Yes", "No" or "minus" at
+#   all. Those words never occur in the biographies, and with tied input and output embeddings
+#   peft's embedding adapter changes the input lookup only, so the output layer that would have
+#   to produce them stays frozen. Whether the paper's wider models reach such words through
+#   their hidden states alone we have not tested; the `gpu` preset keeps full fine-tuning.
+# - **Tasks.** 13 of the paper's 28: birth day and year, two of the six dual retrievals, month
+#   mod 2, 6 and 12, major luckiness mod 5, later month, month difference, luckier major, and two
+#   of the ten inverse tasks. Words of the questions and the hint markers are ours; tokens are
+#   words, not GPT-2 BPE. A closing "." is not trained, so exact match compares the answer's
+#   tokens only.
 # - **Reverse data.** Our `reverse6` keeps the six template sentences with the pronoun as subject
 #   and adds "He/She is Name." at the end; the paper's exact reverse wording is not in our notes.
 # - **The index** is our addition, an instance of the retrieval augmentation the paper names.
@@ -380,6 +471,18 @@ ledger.add(
     "partly" if year_gap > 0 else "contradicted",
     f"full date {date_acc:.0%}, day {day_acc:.0%}",
 )
+worst_dual = min(dual_acc, key=dual_acc.get)
+ledger.add(
+    "dual retrieval works in either order on multi5+permute (R1)",
+    "near perfect",
+    "Part 3.2, R1",
+    dual_acc[worst_dual],
+    NOT_HERE if not stores else "reproduced"
+    if dual_acc[worst_dual] >= 0.8 * dual_expected[worst_dual] else
+    "partly" if dual_acc[worst_dual] >= 0.5 * dual_expected[worst_dual] else "contradicted",
+    ", ".join(f"{q.removeprefix('dual:')} {dual_acc[q]:.0%} (two lookups {dual_expected[q]:.0%})"
+              for q in DUAL),
+)
 even = manip.loc["month_mod2"]
 ledger.add(
     "even-month classification without a hint is poor with few training samples (R3)",
@@ -410,6 +513,16 @@ ledger.add(
     if later["no hint"] <= later["chance"] + 0.15 and later["hint at test"] >= 0.8 else
     "partly" if later["hint at test"] > later["no hint"] + 0.1 else "contradicted",
     f"no hint / hint at test; both months right in {later['hint itself right']:.0%} of hints",
+)
+luckier = manip.loc["major_luckier"]
+ledger.add(
+    "ranking majors by luckiness stays near chance without a hint (R3)",
+    "52.2% at 25K samples (chance ~50.5%)",
+    "Part 3.2, R3",
+    luckier["no hint"],
+    NOT_HERE if not stores else "reproduced" if luckier["no hint"] <= luckier["chance"] + 0.1
+    else "contradicted",
+    f"chance {luckier['chance']:.0%}; with the hint at test {luckier['hint at test']:.0%}",
 )
 ledger.add(
     "inverse search is about 0% after forward pretraining (R7)",

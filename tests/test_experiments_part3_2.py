@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from physlm.data.bios import BioSStream
-from physlm.data.bios_qa import p31_items, p32_items, qa_vocab
+from physlm.data.bios_qa import HINTED, QA_ATTRIBUTES, p31_items, p32_items, qa_vocab
 from physlm.data.bios_reverse import ReverseBioSStream
+from physlm.experiments import part3_1 as p31
 from physlm.experiments import part3_2 as p32
 from physlm.measure.index import AttributeIndex, search
 from physlm.runs import get_or_train
@@ -107,41 +108,98 @@ def test_score_reads_answers_and_hints(monkeypatch):
 
 def test_scale_for_checks_names_and_values():
     assert p32.scale_for("cpu").workers <= 2
+    assert p32.scale_for("cpu").knowledge == p31.scale_for("cpu")
+    plan = p32.scale_for("smoke", seed=3, knowledge={"people": 16}, test_people=4)
+    assert plan.knowledge.people == 16 and plan.seed == 3 and plan.test_people == 4
     with pytest.raises(ValueError, match="scale"):
         p32.scale_for("huge")
-    with pytest.raises(ValueError, match="qa_fraction"):
-        p32.scale_for("smoke", qa_fraction="1")
-    with pytest.raises(ValueError, match="people"):
+    with pytest.raises(ValueError, match="finetune_qa_fraction"):
+        p32.scale_for("smoke", finetune_qa_fraction="1")
+    with pytest.raises(ValueError, match="tasks"):
+        p32.scale_for("smoke", tasks=("month_mod7",))
+    with pytest.raises(ValueError, match="source"):
+        p32.scale_for("smoke", source="multi5+permute+fullname")
+    with pytest.raises(ValueError, match="unknown ManipulationScale field"):
         p32.scale_for("smoke", people=0)
+    with pytest.raises(ValueError, match="people"):
+        p32.scale_for("smoke", knowledge={"people": 0})
 
 
-def test_finetune_starts_from_the_parent_and_is_cached(tmp_path, monkeypatch):
+def test_reverse_twin_has_the_forward_people_and_rows():
+    plan = p32.scale_for("cpu")
+    fwd, rev = p32.bios_stream(plan), p32.bios_stream(plan, reverse=True)
+    assert isinstance(rev, ReverseBioSStream) and rev.reverse == plan.reverse
+    assert rev.bios_per_row == fwd.bios_per_row and rev.steps == fwd.steps
+    assert fwd.config.seq_len < rev.config.seq_len <= plan.knowledge.block_size
+    for person in (0, 7, 150):
+        assert rev.facts(person) == fwd.facts(person)
+        tokens, _ = rev.render_person(person)
+        assert len(tokens) <= rev.max_bio_len
+
+
+def test_forward_parent_is_the_part3_1_run_and_finetune_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("PHYSLM_RUNS", str(tmp_path))
     torch.set_num_threads(1)
-    plan = p32.scale_for("smoke", people=16, pretrain_exposures=2, test_people=4)
-    parent, tuned = p32.finetune(plan, progress=False)
+    plan = p32.scale_for("smoke", knowledge={"people": 16}, test_people=4)
+    shared, _ = p31.pretrained(plan.knowledge, plan.source)
+    assert not shared.cached
+    parent, tuned = p32.finetune(plan)
+    assert parent.cached and parent.key == shared.key  # Part 3.1's run, found in the cache
     assert not tuned.cached and tuned.key != parent.key
     config = json.loads((tuned.dir / "config.json").read_text())
     assert config["build"]["init"] == parent.key
-    again_parent, again = p32.finetune(plan, progress=False)
+    again_parent, again = p32.finetune(plan)
     assert again.cached and again_parent.cached
     for k, w in again.model.state_dict().items():
         assert torch.equal(w, tuned.model.state_dict()[k])
+    reverse_parent, _ = p32.finetune(plan, reverse=True)
+    assert reverse_parent.key != parent.key
     # the fine-tune starts at the parent: one step at a tiny rate moves it only a little,
     # while a model trained from scratch for the same steps is far away
     data = p32.finetune_data(plan)
-    cfg = p32.finetune_config(plan, data)
-    one = replace(cfg, steps=1, lr=1e-6, warmup_steps=0)
-    near = get_or_train(p32.model_config(plan), one, data, progress=False,
+    one = replace(p32.finetune_config(plan, data), steps=1, lr=1e-6)
+    near = get_or_train(parent.model.cfg, one, data, progress=False,
                         build=lambda: p32._copy_of(parent.model),
                         build_spec={"init": parent.key, "full": True})
-    scratch = get_or_train(p32.model_config(plan), one, data, progress=False)
+    scratch = get_or_train(parent.model.cfg, one, data, progress=False)
     w0 = parent.model.state_dict()["wte.weight"]
     moved = (near.model.state_dict()["wte.weight"] - w0).abs().max()
     assert moved < 1e-4
     assert (scratch.model.state_dict()["wte.weight"] - w0).abs().max() > 10 * moved
     s = p32.score_task(tuned.model, plan, p32.bios_stream(plan), "month_mod2", hint=True)
     assert s.answer_ok.shape == (4,) and 0.0 <= s.accuracy <= 1.0
+
+
+def test_finetune_items_cover_every_task_of_p_train():
+    plan = p32.scale_for("smoke", knowledge={"people": 16})
+    bios = p32.bios_stream(plan)
+    p_train, _ = p32.halves(plan)
+    items = p32.finetune_items(plan, bios)
+    assert {it.person for it in items} == set(p_train.tolist())
+    by_task = {}
+    for it in items:
+        by_task.setdefault(it.task, []).append(it)
+    assert set(by_task) == {*QA_ATTRIBUTES, *plan.tasks}
+    for task in plan.tasks:
+        assert len(by_task[task]) == len(p_train)
+        hinted = sum(it.hint for it in by_task[task])
+        assert (hinted > 0) == (task in HINTED)
+
+
+def test_answer_text_shows_the_scored_window(monkeypatch):
+    plan = p32.scale_for("smoke", knowledge={"people": 16})
+    bios = p32.bios_stream(plan)
+    v = qa_vocab()
+    people = p32.scored_people(plan)
+    plain = p32_items(bios, "month_mod2", people[:1])[0]
+    hinted = p32_items(bios, "month_mod2", people[:1], hint=True)[0]
+    junk = [v.id("Yes"), v.id("No")] * 3  # untrained tokens after the answer are cut off
+    for it in (plain, hinted):
+        want = list(it.ids[it.target_span[0]: it.target_span[1]])
+        monkeypatch.setattr(p32, "complete", lambda m, items, w=want, **kw: [w + junk])
+        assert p32.answer_text(None, it) == v.decode(want)
+    monkeypatch.setattr(p32, "complete", lambda m, items, **kw: [[v.id("No")] * 9])
+    assert "no 'Answer:'" in p32.answer_text(None, hinted)
 
 
 class _Shifted(torch.nn.Module):

@@ -1,32 +1,33 @@
-"""Part 3.2's experiments as functions of a `ManipulationScale`: pretrain, fine-tune, score.
+"""Part 3.2's experiments as functions of a `ManipulationScale`: parents, fine-tunes, scores.
 
-Part 3.2 (Sec. 2) starts from a Part 3.1 model that has stored and can extract the bioS
-knowledge (pretrained on bioS multi5+permute), teaches one manipulation skill on the people
-P_train, and tests it out of distribution on P_test. Here:
+Part 3.2 (Sec. 2) starts from a Part 3.1 model that has stored the bioS knowledge, pretrained on
+bioS multi5+permute, teaches manipulation skills on the people P_train and tests them out of
+distribution on P_test. Here:
 
-1. a *parent* run trains on the biographies of all N people mixed with the Part 3.1 QA of
-   P_train (Part 3.1's mixed training, Result 1), so that the model extracts knowledge for P_test;
-2. a *fine-tune* run continues from the parent's weights on the Part 3.2 tasks of P_train (with
-   the "train with hint" mix of Sec. 4.1), with biography rows kept in the mix;
-3. every task is scored by exact match on P_test, with and without a hint at test time.
+1. the *forward parent* is Part 3.1's own pretrained multi5+permute run
+   (`physlm.experiments.part3_1.pretrained`): the same run key, so the two chapters share one run
+   through the run cache, and Part 3.2 trains it itself when it runs alone;
+2. the *reverse parent* is pretrained by the same Part 3.1 recipe on the reverse6 twin of those
+   biographies (`physlm.data.bios_reverse`), for the inverse-search comparison of Result 7;
+3. a *fine-tune* continues from each parent on P_train: the Part 3.1 questions (the paper's
+   "QA-fine-tuned" starting point, Result 5) and every Part 3.2 task of the plan, classification
+   and comparison "trained with hint" (Sec. 4.1), with biography rows kept in the mix;
+4. every task is scored by exact match of a greedy answer on P_test, with and without a hint.
 
-A second parent pretrains on the reverse biographies (`physlm.data.bios_reverse`) for the
-inverse-search comparison of Result 7. Continuing from the parent is a run of its own in the
-run cache: its key names the parent's key, and it starts from a step-0 checkpoint that holds
-the parent's weights and a fresh optimizer, so the one trainer does the fine-tuning.
+A fine-tune is a run of its own in the run cache: its key names the parent's key, and it starts
+from a step-0 checkpoint that holds the parent's weights and a fresh optimizer.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
 import torch
 
-from physlm.data.bios import BioSStream
+from physlm.data.bios import BioSStream, bios_world
 from physlm.data.bios_qa import (
     HINTED,
     QA_ATTRIBUTES,
@@ -34,51 +35,49 @@ from physlm.data.bios_qa import (
     QAStream,
     p31_items,
     p32_items,
+    p32_tasks,
     qa_vocab,
-    split_people,
 )
-from physlm.data.bios_reverse import ReverseBioSStream
+from physlm.data.bios_reverse import NAMING_EXTRA, ReverseBioSStream
+from physlm.experiments import part3_1
+from physlm.experiments.part3_1 import KnowledgeScale
+from physlm.experiments.workers import run_in_workers
 from physlm.measure.generation import sample
-from physlm.model import GPT, ModelConfig
+from physlm.model import GPT
 from physlm.runs import Run, get_or_train
-from physlm.scales import SCALES, Shape
+from physlm.scales import SCALES
 from physlm.train import TrainConfig
 
 CHAPTER = "part3_2_knowledge_manipulation"
 
 # Part 3.2 tasks the chapter trains and tests (names of `physlm.data.bios_qa.p32_tasks`)
 RETRIEVAL = ("partial_birth_day", "partial_birth_year")
-CLASSIFY = ("month_mod2", "month_mod12")
-COMPARE = ("month_later",)
+# Result 1's pair: asking the company city before the company itself
+DUAL = ("dual:birth_city,employer", "dual:work_city,employer")
+CLASSIFY = ("month_mod2", "month_mod6", "month_mod12", "major_mod5")
+COMPARE = ("month_later", "month_diff", "major_luckier")
 INVERSE = ("inverse:birth_date->first", "inverse:birth_date,birth_city->full")
 
 
 @dataclass(frozen=True)
 class ManipulationScale:
-    """Part 3.2 at one scale: people, model, both training stages and the tasks.
+    """Part 3.2 at one scale: the Part 3.1 plan it starts from, the fine-tune and the tasks.
 
-    ``pretrain_exposures`` counts biography exposures of every person in the parent run;
-    ``qa_fraction`` is the share of QA rows there (Part 3.1 mixed training uses 0.8 of tokens).
-    ``finetune_epochs`` counts passes over the fine-tuning items; ``finetune_qa_fraction`` is
-    their share of rows (the rest keeps biographies in the mix).
+    ``knowledge`` is Part 3.1's plan at the same scale: people, model and pretraining recipe, so
+    the forward parent is Part 3.1's run of the ``source`` variant. The fine-tune makes
+    ``finetune_epochs`` passes over its items at peak rate ``finetune_lr``, in rows of the
+    parent's shape, a share ``finetune_qa_fraction`` of them QA (the rest biographies).
     """
 
     scale: str
-    people: int
-    shape: Shape
-    rows: int
-    seq_len: int
-    pretrain_exposures: int
-    qa_fraction: str
-    lr: float
+    knowledge: KnowledgeScale
     finetune_epochs: int
     finetune_qa_fraction: str
     finetune_lr: float
     weight_decay: float = 0.1
-    warmup_steps: int = 100
-    variants: int = 5  # multiM with M = 5, each rendering also permuted (multi5+permute)
+    source: str = "multi5+permute"  # the Part 3.1 variant Part 3.2 starts from (Sec. 2)
     reverse: int = 6  # the reverse parent: the name after all six sentences (reverse6)
-    tasks: tuple[str, ...] = (*RETRIEVAL, *CLASSIFY, *COMPARE, *INVERSE)
+    tasks: tuple[str, ...] = (*RETRIEVAL, *DUAL, *CLASSIFY, *COMPARE, *INVERSE)
     test_people: int | None = None  # P_test people scored per task (None: all)
     workers: int = 1
     threads: int | None = 1
@@ -87,209 +86,191 @@ class ManipulationScale:
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        for name in ("people", "rows", "seq_len", "pretrain_exposures", "finetune_epochs",
-                     "variants", "workers"):
+        if not isinstance(self.knowledge, KnowledgeScale):
+            raise ValueError("knowledge must be a part3_1.KnowledgeScale (part3_1.scale_for), "
+                             f"got {type(self.knowledge).__name__}")
+        for name in ("finetune_epochs", "workers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.people < 4:
-            raise ValueError(f"people must be at least 4 (two per half), got {self.people}")
-        for name in ("qa_fraction", "finetune_qa_fraction"):
-            q = Fraction(getattr(self, name))
-            if not 0 < q < 1:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
-        for name in ("lr", "finetune_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        try:
+            q = Fraction(self.finetune_qa_fraction)
+        except (TypeError, ValueError, ZeroDivisionError):
+            q = None
+        if q is None or not 0 < q < 1:
+            raise ValueError(f"finetune_qa_fraction must be a fraction in (0, 1), got "
+                             f"{self.finetune_qa_fraction!r}")
+        if not self.finetune_lr > 0:
+            raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr!r}")
+        opts = part3_1.variant_options(self.source)
+        if opts["fullname"]:
+            raise ValueError(f"source must be a variant without fullname, got {self.source!r}")
         if not 0 <= self.reverse <= 6:
             raise ValueError(f"reverse must be in 0..6, got {self.reverse!r}")
-        if self.shape.approx_params() > self.max_params:
+        unknown = [t for t in self.tasks if t not in p32_tasks()]
+        if not self.tasks or unknown:
+            raise ValueError(f"tasks must be names from p32_tasks(), got unknown {unknown!r}")
+        k = self.knowledge
+        params = 12 * k.layers * k.width**2
+        if params > self.max_params:
             raise ValueError(
-                f"model {self.shape.label()} has ~{self.shape.approx_params():,} non-embedding "
-                f"parameters, too large for scale {self.scale!r} (at most {self.max_params:,})"
+                f"model L{k.layers}-D{k.width} has ~{params:,} non-embedding parameters, too "
+                f"large for scale {self.scale!r} (at most {self.max_params:,})"
             )
         if self.test_people is not None and self.test_people < 2:
             raise ValueError(f"test_people must be None or at least 2, got {self.test_people!r}")
 
+    @property
+    def seed(self) -> int:
+        return self.knowledge.seed
 
-_SCALES: dict[str, ManipulationScale] = {
-    "smoke": ManipulationScale(
-        scale="smoke", people=40, shape=Shape(2, 2, 32), rows=8, seq_len=256,
-        pretrain_exposures=4, qa_fraction="1/2", lr=3e-3, finetune_epochs=1,
-        finetune_qa_fraction="1/2", finetune_lr=1e-3, warmup_steps=5, test_people=12,
-    ),
-    "cpu": ManipulationScale(
-        scale="cpu", people=200, shape=Shape(4, 4, 64), rows=4, seq_len=256,
-        pretrain_exposures=100, qa_fraction="1/4", lr=3e-3, finetune_epochs=16,
-        finetune_qa_fraction="3/4", finetune_lr=2e-3, warmup_steps=50, workers=2,
-    ),
-    "gpu": ManipulationScale(
-        scale="gpu", people=20_000, shape=Shape(12, 12, 768), rows=96, seq_len=512,
-        pretrain_exposures=500, qa_fraction="4/5", lr=1e-3, finetune_epochs=20,
-        finetune_qa_fraction="4/5", finetune_lr=3e-4, warmup_steps=1000, threads=None,
-        max_params=10**8, test_people=5000,
-    ),
-    "paper": ManipulationScale(
-        scale="paper", people=100_000, shape=Shape(12, 12, 768), rows=96, seq_len=512,
-        pretrain_exposures=540, qa_fraction="4/5", lr=1e-3, finetune_epochs=50,
-        finetune_qa_fraction="4/5", finetune_lr=3e-4, warmup_steps=1000, threads=None,
-        max_params=10**9,
-    ),
+
+_PRESETS: dict[str, dict] = {
+    "smoke": dict(finetune_epochs=1, finetune_qa_fraction="1/2", finetune_lr=1e-3,
+                  test_people=6),
+    "cpu": dict(finetune_epochs=16, finetune_qa_fraction="3/4", finetune_lr=2e-3, workers=2),
+    "gpu": dict(finetune_epochs=20, finetune_qa_fraction="4/5", finetune_lr=3e-4, threads=None,
+                max_params=10**8, test_people=5000),
+    "paper": dict(finetune_epochs=50, finetune_qa_fraction="4/5", finetune_lr=3e-4,
+                  threads=None, max_params=10**9, test_people=50_000),
 }
 
 
-def scale_for(scale: str, **overrides) -> ManipulationScale:
-    """The Part 3.2 plan at ``scale`` (smoke, cpu, gpu, paper), with fields overridden."""
-    if scale not in _SCALES:
-        raise ValueError(f"scale must be one of {tuple(_SCALES)}, got {scale!r}")
-    return replace(_SCALES[scale], **overrides) if overrides else _SCALES[scale]
+def scale_for(scale: str, seed: int = 0, knowledge: dict | None = None,
+              **overrides) -> ManipulationScale:
+    """The Part 3.2 plan at ``scale`` (smoke, cpu, gpu, paper), with fields overridden.
+
+    ``knowledge`` overrides fields of the Part 3.1 plan it starts from (`part3_1.scale_for`);
+    ``seed`` is that plan's seed (people, split, data order).
+    """
+    if scale not in _PRESETS:
+        raise ValueError(f"scale must be one of {tuple(_PRESETS)}, got {scale!r}")
+    base = part3_1.scale_for(scale, seed=seed, **(knowledge or {}))
+    try:
+        return ManipulationScale(scale=scale, knowledge=base, **{**_PRESETS[scale], **overrides})
+    except TypeError as e:
+        raise ValueError(f"unknown ManipulationScale field in overrides: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
 # data
 
 
-def bios_stream(plan: ManipulationScale, reverse: bool = False, seed: int = 0) -> BioSStream:
-    """bioS multi5+permute (Part 3.1 Sec. 4.2), or its reverse6 twin (Part 3.2 Sec. 6)."""
-    kw = dict(
-        n_people=plan.people, exposures=plan.pretrain_exposures, batch_size=plan.rows,
-        seq_len=plan.seq_len, seed=seed, order="shuffle", template_variants=plan.variants,
-        order_variants=plan.variants,
-    )
-    return ReverseBioSStream(reverse=plan.reverse, **kw) if reverse else BioSStream(**kw)
+def bios_stream(plan: ManipulationScale, reverse: bool = False) -> BioSStream:
+    """The parent's biographies: Part 3.1's multi5+permute stream, or its reverse6 twin.
+
+    The twin has the same people, renderings and exposures; only the name moves to the end, so
+    rows are widened by the naming sentence and hold as many biographies as the forward ones.
+    """
+    forward = part3_1.bios_stream(plan.knowledge, plan.source)
+    if not reverse:
+        return forward
+    c = forward.config
+    seq = c.bios_per_row * (bios_world().max_bio_len(False) + NAMING_EXTRA + 1)
+    if seq > plan.knowledge.block_size:
+        raise ValueError(f"reverse rows of {seq} tokens exceed the model's block size "
+                         f"{plan.knowledge.block_size}")
+    return ReverseBioSStream(replace(c, seq_len=seq), reverse=plan.reverse)
 
 
-def halves(plan: ManipulationScale, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """P_train, P_test (Part 3.1 Sec. 2): QA of the first half is trained, the second tested."""
-    return split_people(plan.people, seed)
+def halves(plan: ManipulationScale) -> tuple[np.ndarray, np.ndarray]:
+    """P_train, P_test (Part 3.1 Sec. 2): the same split as Part 3.1's."""
+    return part3_1.halves(plan.knowledge)
 
 
-def _steps_with(bio_rows: int, rows: int, qa_fraction: str) -> int:
-    """Steps of a mixed stream whose biography rows number ``bio_rows``."""
-    return max(1, math.ceil(Fraction(bio_rows) / (rows * (1 - Fraction(qa_fraction)))))
-
-
-def pretrain_data(plan: ManipulationScale, reverse: bool = False, seed: int = 0) -> QAStream:
-    """The parent's stream: every person's biography, and the Part 3.1 QA of P_train."""
-    bios = bios_stream(plan, reverse, seed)
-    train, _ = halves(plan, seed)
-    return QAStream(p31_items(bios, train), bios=bios, batch_size=plan.rows,
-                    seq_len=plan.seq_len, seed=seed, qa_fraction=plan.qa_fraction)
-
-
-def finetune_items(plan: ManipulationScale, bios: BioSStream, seed: int = 0) -> list[QAItem]:
+def finetune_items(plan: ManipulationScale, bios: BioSStream) -> list[QAItem]:
     """P_train items of the fine-tune: Part 3.1 QA and every task of the plan.
 
     Classification and comparison are trained with a hint for half of the people (Part 3.2
     Sec. 4.1, "train with hint"); the other tasks have no hint.
     """
-    train, _ = halves(plan, seed)
+    train, _ = halves(plan)
     items = p31_items(bios, train)
     for task in plan.tasks:
-        items += p32_items(bios, task, train, hint="half" if task in HINTED else False, seed=seed)
+        items += p32_items(bios, task, train, hint="half" if task in HINTED else False,
+                           seed=plan.seed)
     return items
 
 
-def finetune_data(plan: ManipulationScale, reverse: bool = False, seed: int = 0) -> QAStream:
-    """The fine-tune's stream: the task items of P_train, with biography rows in the mix."""
-    bios = bios_stream(plan, reverse, seed)
-    return QAStream(finetune_items(plan, bios, seed), bios=bios, batch_size=plan.rows,
-                    seq_len=plan.seq_len, seed=seed + 1, qa_fraction=plan.finetune_qa_fraction)
+def finetune_data(plan: ManipulationScale, reverse: bool = False) -> QAStream:
+    """The fine-tune's stream: the items of P_train, with the parent's biography rows mixed in."""
+    bios = bios_stream(plan, reverse)
+    return QAStream(finetune_items(plan, bios), bios=bios, batch_size=bios.config.batch_size,
+                    seq_len=bios.config.seq_len, seed=plan.seed + 1,
+                    qa_fraction=plan.finetune_qa_fraction)
 
 
 # ---------------------------------------------------------------------------------------------
 # runs
 
 
-def model_config(plan: ManipulationScale) -> ModelConfig:
-    return plan.shape.config(len(qa_vocab()), plan.seq_len)
-
-
-def pretrain_config(plan: ManipulationScale, data: QAStream, seed: int = 0) -> TrainConfig:
-    bio_rows = data.bios.steps_for(plan.pretrain_exposures) * plan.rows
-    steps = _steps_with(bio_rows, plan.rows, plan.qa_fraction)
-    return TrainConfig(
-        steps=steps, lr=plan.lr, weight_decay=plan.weight_decay,
-        warmup_steps=min(plan.warmup_steps, max(1, steps // 10)), min_lr_ratio=0.1, seed=seed,
-        log_every=max(1, steps // 50),
-    )
-
-
-def finetune_config(plan: ManipulationScale, data: QAStream, seed: int = 0) -> TrainConfig:
+def finetune_config(plan: ManipulationScale, data: QAStream) -> TrainConfig:
+    """AdamW, no warmup, cosine to 10%: Part 3.1's fine-tuning schedule, every weight trained."""
     steps = data.steps_for(plan.finetune_epochs)
     return TrainConfig(
         steps=steps, lr=plan.finetune_lr, weight_decay=plan.weight_decay,
-        warmup_steps=0, min_lr_ratio=0.1, seed=seed, log_every=max(1, steps // 50),
+        warmup_steps=0, min_lr_ratio=0.1, seed=plan.seed, log_every=max(1, steps // 50),
     )
 
 
-def pretrain(plan: ManipulationScale, reverse: bool = False, seed: int = 0,
-             progress: bool = True) -> Run:
-    """The parent run: biographies of everyone, Part 3.1 QA of P_train (cached)."""
-    data = pretrain_data(plan, reverse, seed)
-    return get_or_train(model_config(plan), pretrain_config(plan, data, seed), data,
+def parent(plan: ManipulationScale, reverse: bool = False, progress: bool = False) -> Run:
+    """The forward parent is Part 3.1's pretrained ``source`` run; the reverse one is trained
+    by the same recipe on the reverse biographies (both cached)."""
+    k = plan.knowledge
+    if not reverse:
+        return part3_1.pretrained(k, plan.source, progress)[0]
+    data = bios_stream(plan, reverse=True)
+    return get_or_train(k.model_config(), part3_1.pretrain_config(k, data.steps), data,
                         progress=progress)
 
 
-def _copy_of(parent: GPT) -> GPT:
+def _copy_of(model: GPT) -> GPT:
     """A trainable copy of the parent: every weight is fine-tuned."""
-    model = copy.deepcopy(parent)
-    for p in model.parameters():
+    out = copy.deepcopy(model)
+    for p in out.parameters():
         p.requires_grad_(True)
-    return model.train()
+    return out.train()
 
 
-def finetune(plan: ManipulationScale, reverse: bool = False, seed: int = 0,
-             progress: bool = True) -> tuple[Run, Run]:
+def finetune(plan: ManipulationScale, reverse: bool = False, progress: bool = False
+             ) -> tuple[Run, Run]:
     """(parent, fine-tuned) runs: the Part 3.2 tasks on P_train, from the parent (cached).
 
     The fine-tune starts from the parent's weights (the trainer's ``build`` hook); its run key
     names the parent's key, so a new parent trains a new fine-tune.
     """
-    parent = pretrain(plan, reverse, seed, progress)
-    data = finetune_data(plan, reverse, seed)
+    base = parent(plan, reverse, progress)
+    data = finetune_data(plan, reverse)
     run = get_or_train(
-        model_config(plan), finetune_config(plan, data, seed), data, progress=progress,
-        build=lambda: _copy_of(parent.model), build_spec={"init": parent.key, "full": True},
+        base.model.cfg, finetune_config(plan, data), data, progress=progress,
+        build=lambda: _copy_of(base.model), build_spec={"init": base.key, "full": True},
     )
-    return parent, run
+    return base, run
 
 
-def _pretrain_only(args: tuple[ManipulationScale, bool, int]) -> str:
-    plan, reverse, seed = args
-    torch.set_num_threads(1)
-    return pretrain(plan, reverse, seed, progress=False).key
+def _parent_only(args: tuple[ManipulationScale, bool]) -> str:
+    return parent(*args).key
 
 
-def _finetune_only(args: tuple[ManipulationScale, bool, int]) -> str:
-    plan, reverse, seed = args
-    torch.set_num_threads(1)
-    return finetune(plan, reverse, seed, progress=False)[1].key
+def _finetune_only(args: tuple[ManipulationScale, bool]) -> str:
+    return finetune(*args)[1].key
 
 
-def prefetch(plan: ManipulationScale, seed: int = 0, workers: int | None = None) -> None:
+def prefetch(plan: ManipulationScale, workers: int | None = None) -> None:
     """Train the chapter's four runs (two parents, then two fine-tunes) in worker processes.
 
     Forward and reverse runs are independent, so each stage trains them side by side, one
     thread each; the runs land in the run cache, where `finetune` finds them.
     """
     workers = plan.workers if workers is None else workers
-    if workers <= 1:
-        return
-    import multiprocessing as mp
-
-    jobs = [(plan, False, seed), (plan, True, seed)]
-    with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        pool.map(_pretrain_only, jobs, chunksize=1)
-        pool.map(_finetune_only, jobs, chunksize=1)
+    jobs = [(plan, False), (plan, True)]
+    run_in_workers(_parent_only, jobs, workers)
+    run_in_workers(_finetune_only, jobs, workers)
 
 
 def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
     """Train every run of the chapter into the run cache (`physlm train ...`)."""
-    plan = scale_for(scale)
-    prefetch(plan, seed, workers)
-    for reverse in (False, True):
-        finetune(plan, reverse, seed)
+    prefetch(scale_for(scale, seed=seed), workers)
     return 4
 
 
@@ -336,53 +317,70 @@ def complete(model: GPT, items: list[QAItem], extra: int = 4, batch_size: int = 
     return out
 
 
+def read_reply(item: QAItem, generated: list[int]) -> tuple[list[int] | None, list[int]]:
+    """(hint, answer) tokens of a greedy reply, in the window the answer is scored on.
+
+    Unhinted: the answer is the first ``len(answer)`` tokens. Hinted: the reply is read as
+    ``hint . Answer : answer``; the hint is everything up to and including the first
+    "Answer :", the answer the ``len(answer)`` tokens after it (hint None and answer empty when
+    the reply never says "Answer :"). The closing "." of an item is not trained (it is outside
+    the completion), so the window stops before it.
+    """
+    v = qa_vocab()
+    n = item.answer_span[1] - item.answer_span[0]
+    if not item.hint:
+        return None, list(generated[:n])
+    ans, colon = v.id("Answer"), v.id(":")
+    g = generated
+    cut = next((k for k in range(len(g) - 1) if g[k] == ans and g[k + 1] == colon), None)
+    if cut is None:
+        return None, []
+    return list(g[: cut + 2]), list(g[cut + 2: cut + 2 + n])
+
+
 def score(model: GPT, items: list[QAItem]) -> Scored:
     """Exact match of the answer (Part 3.1/3.2: greedy generation, whole answer right).
 
-    Unhinted: the generation must start with the answer's tokens. Hinted: the generation is
-    read as ``hint . Answer : answer``; the tokens after the first "Answer :" must be the
-    answer, and the hint is right when the text before them equals the item's hint. The closing
-    "." of an item is not trained (it is outside the completion), so it is not asked for.
+    The reply is read by `read_reply`; the answer is right when its window equals the item's
+    answer, and a hint is right when it equals the item's ``hint . Answer :``.
     """
     if not items:
         raise ValueError("items must not be empty")
-    v = qa_vocab()
-    ans, colon = v.id("Answer"), v.id(":")
-    gens = complete(model, items)
     answer_ok, hint_ok = [], []
-    for it, g in zip(items, gens, strict=True):
-        a0, a1 = it.answer_span
-        want = list(it.ids[a0:a1])
-        if not it.hint:
-            answer_ok.append(g[: len(want)] == want)
-            continue
-        cut = next((k for k in range(len(g) - 1) if g[k] == ans and g[k + 1] == colon), None)
-        if cut is None:
-            answer_ok.append(False)
-            hint_ok.append(False)
-            continue
-        answer_ok.append(g[cut + 2: cut + 2 + len(want)] == want)
-        true_hint = list(it.ids[it.target_span[0]: a0])  # "hint . Answer :"
-        hint_ok.append(g[: cut + 2] == true_hint)
+    for it, g in zip(items, complete(model, items), strict=True):
+        hint, answer = read_reply(it, g)
+        answer_ok.append(answer == list(it.ids[it.answer_span[0]: it.answer_span[1]]))
+        if it.hint:
+            hint_ok.append(hint == list(it.ids[it.target_span[0]: it.answer_span[0]]))
     hinted = any(it.hint for it in items)
     return Scored(items[0].task, hinted, np.asarray(answer_ok),
                   np.asarray(hint_ok) if hinted else None)
 
 
-def scored_people(plan: ManipulationScale, seed: int = 0) -> np.ndarray:
+def answer_text(model: GPT, item: QAItem) -> str:
+    """The model's greedy reply to the item's prompt as text, as `score` reads it (for the
+    explorer): the answer, or "hint. Answer: answer" for a hinted prompt."""
+    hint, answer = read_reply(item, complete(model, [item])[0])
+    v = qa_vocab()
+    if item.hint and hint is None:
+        return "(no 'Answer:' in the reply)"
+    return v.decode((hint or []) + answer)
+
+
+def scored_people(plan: ManipulationScale) -> np.ndarray:
     """The P_test people scored (all of P_test, or its first ``plan.test_people``)."""
-    _, test = halves(plan, seed)
+    _, test = halves(plan)
     return test if plan.test_people is None else test[: plan.test_people]
 
 
 def score_task(model: GPT, plan: ManipulationScale, bios: BioSStream, task: str,
-               hint: bool = False, seed: int = 0) -> Scored:
+               hint: bool = False) -> Scored:
     """A Part 3.2 task (or a Part 3.1 attribute, named as in QA_ATTRIBUTES) on P_test."""
-    people = scored_people(plan, seed)
+    people = scored_people(plan)
     if task in QA_ATTRIBUTES:
         items = p31_items(bios, people, attributes=(task,))
     else:
-        items = p32_items(bios, task, people, hint=hint, seed=seed)
+        items = p32_items(bios, task, people, hint=hint, seed=plan.seed)
     return score(model, items)
 
 
