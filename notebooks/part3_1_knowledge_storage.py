@@ -180,7 +180,9 @@ for v in plan.mixed_variants:
 # reaches P_train but not P_test (9.7% mean, Fig. 3), whatever the fine-tuning; full
 # fine-tuning memorises P_train's answers instead. Augmenting the biographies lifts P_test:
 # 4.4% (single+permute1, which hurts), 70% (single+permute5), 41% (multi5), 96.6%
-# (multi5+permute). Ours, after LoRA fine-tuning:
+# (multi5+permute). Ours, after LoRA fine-tuning. (The model pretrained on multi5+permute here
+# is where the next chapter, {doc}`part3_2_knowledge_manipulation`, starts: it finds this very
+# run in the run cache.)
 
 # %%
 PAPER_FT = {
@@ -391,7 +393,7 @@ for person, ai in zip(sample_people.tolist(), sample_attrs.tolist(), strict=True
         )
 display(pd.DataFrame(rows).set_index(["pretrained on", "question"]))
 
-# %%
+# %% tags=["remove-output"]
 # NBVAL_IGNORE_OUTPUT
 try:
     import ipywidgets as widgets

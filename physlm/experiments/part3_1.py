@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from physlm.checkpoint import atomic_write_text
 from physlm.data.bios import ATTRIBUTES, BioSStream, _rows_of, bios_world
 from physlm.data.bios_qa import QA_ATTRIBUTES, QAItem, QAStream, p31_items, qa_vocab, split_people
+from physlm.experiments.workers import run_in_workers
 from physlm.measure.generation import exact_match, sample
 from physlm.measure.knowledge_probes import (
     first_token_labels,
@@ -574,15 +574,7 @@ def _job(args: tuple[KnowledgeScale, str, str]) -> str:
 def prefetch(plan: KnowledgeScale, workers: int | None = None) -> None:
     """Run every job in worker processes, one thread each (results land in the caches)."""
     workers = plan.workers if workers is None else workers
-    todo = [(plan, k, v) for k, v in jobs(plan)]
-    if workers <= 1 or len(todo) <= 1:
-        for t in todo:
-            _job(t)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-        pool.map(_job, todo, chunksize=1)
+    run_in_workers(_job, [(plan, k, v) for k, v in jobs(plan)], workers)
 
 
 def chapter_results(plan: KnowledgeScale) -> dict[str, dict]:
@@ -597,7 +589,3 @@ def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
     prefetch(plan, workers)
     return len(jobs(plan))
 
-
-def env_threads() -> None:
-    """One torch thread, unless PHYSLM_THREADS says otherwise (tiny models, 2-core machines)."""
-    torch.set_num_threads(int(os.environ.get("PHYSLM_THREADS", "1")))
