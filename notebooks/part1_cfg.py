@@ -33,6 +33,7 @@ seed = 0
 steps = None  # override the training steps of every run
 
 # %%
+import functools
 import time
 
 import matplotlib.pyplot as plt
@@ -253,9 +254,15 @@ print(att_table.round(4).to_string(index=False))
 best_heads = att_rows.query("level == 1")["best head"].tolist()
 
 
+@functools.lru_cache(maxsize=8)
+def sentence_maps(sentence: int) -> torch.Tensor:
+    """Every layer's and head's attention on one evaluation sentence (one forward pass)."""
+    return attention_maps(main.model, ev.idx[sentence : sentence + 1])
+
+
 def show_attention(ax, layer: int, head: int, sentence: int = 0) -> None:
     """One attention map with the level-1 NT ends marked."""
-    grid = attention_maps(main.model, ev.idx[sentence : sentence + 1])[layer, 0, head, 1:, 1:]
+    grid = sentence_maps(sentence)[layer, 0, head, 1:, 1:]
     n = int(ev.draw.lengths[sentence])
     ax.imshow(grid[:n, :n].numpy(), cmap="viridis", vmin=0, vmax=1)
     for e in np.flatnonzero(ev.draw.boundaries[sentence, 1, :n]):
@@ -307,12 +314,17 @@ except ImportError:
 pos_rows = []
 for p in plan.positions:
     run = runs[Setting(p)]
-    acc = {
-        cut: cfg_generation_accuracy(run.model, stream, plan.gen_samples, cut=cut, seed=seed + 1)[
-            "accuracy"
-        ]
-        for cut in (0, plan.cut)
-    }
+    if run is main:  # measured above, with the same samples, sentences and probes
+        acc = {cut: gen[cut]["accuracy"] for cut in (0, plan.cut)}
+        kl, probes = kl_main, probe_rows
+    else:
+        acc = {
+            cut: cfg_generation_accuracy(
+                run.model, stream, plan.gen_samples, cut=cut, seed=seed + 1
+            )["accuracy"]
+            for cut in (0, plan.cut)
+        }
+        kl, probes = kl_to_grammar(run.model, ev), pd.DataFrame(probe_parse(run.model, ev))
     pos_rows.append(
         {
             "model": NAMES[p],
@@ -321,10 +333,9 @@ for p in plan.positions:
             "final loss": run.last("loss"),
             "accuracy cut 0": acc[0],
             f"accuracy cut {plan.cut}": acc[plan.cut],
-            "KL": kl_to_grammar(run.model, ev),
+            "KL": kl,
         }
     )
-    probes = pd.DataFrame(probe_parse(run.model, ev))
     probes = probes[probes["layer"] == probes["layer"].max()]
     for task in PROBE_TASKS:
         pos_rows[-1][f"probe: {task}"] = probes[probes["task"] == task]["accuracy"].min()
