@@ -8,6 +8,7 @@ which is written last and names the model's checksum: a partial run is never ser
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -99,6 +100,24 @@ def is_done(run_dir: Path) -> bool:
         return sha256_file(run_dir / FINAL) == done["model_sha256"]
     except (OSError, ValueError, KeyError):
         return False
+
+
+def continue_from(base: Run) -> dict:
+    """Keyword arguments for `get_or_train` that start from `base`'s weights, all trainable.
+
+    Full fine-tuning of a cached run: the new run is built as a copy of the base model (its own
+    optimizer starts fresh) and keyed by the base run's key, so a new base trains a new run.
+    """
+    model = base.model
+
+    def build() -> GPT:
+        out = copy.deepcopy(model)  # no fresh init: the caller's random state is left as is
+        for p in out.parameters():
+            p.requires_grad_(True)
+        return out.train()
+
+    return {"model_cfg": model.cfg, "build": build,
+            "build_spec": {"init": base.key, "full": True}}
 
 
 def get_or_train(

@@ -13,7 +13,7 @@ from physlm.data.bios_reverse import ReverseBioSStream
 from physlm.experiments import part3_1 as p31
 from physlm.experiments import part3_2 as p32
 from physlm.measure.index import AttributeIndex, search
-from physlm.runs import get_or_train
+from physlm.runs import continue_from, get_or_train
 
 KW = dict(n_people=30, exposures=2, batch_size=4, seq_len=256, seed=3, template_variants=5,
           order_variants=5)
@@ -158,9 +158,7 @@ def test_forward_parent_is_the_part3_1_run_and_finetune_is_cached(tmp_path, monk
     # while a model trained from scratch for the same steps is far away
     data = p32.finetune_data(plan)
     one = replace(p32.finetune_config(plan, data), steps=1, lr=1e-6)
-    near = get_or_train(parent.model.cfg, one, data, progress=False,
-                        build=lambda: p32._copy_of(parent.model),
-                        build_spec={"init": parent.key, "full": True})
+    near = get_or_train(train_cfg=one, data=data, progress=False, **continue_from(parent))
     scratch = get_or_train(parent.model.cfg, one, data, progress=False)
     w0 = parent.model.state_dict()["wte.weight"]
     moved = (near.model.state_dict()["wte.weight"] - w0).abs().max()

@@ -12,7 +12,7 @@ import torch
 from toydata import CountingData
 
 from physlm.model import ModelConfig
-from physlm.runs import DONE, get_or_train, is_done, run_key
+from physlm.runs import DONE, continue_from, get_or_train, is_done, run_key
 from physlm.train import TrainConfig
 
 MODEL = ModelConfig(vocab_size=16, n_layer=1, n_head=2, n_embd=32, block_size=16)
@@ -29,6 +29,29 @@ def test_miss_then_hit_returns_the_same_model(tmp_path):
         assert torch.equal(v, second.model.state_dict()[k])
     assert first.metrics == second.metrics
     assert second.last("loss") == first.metrics[-1]["loss"]
+
+
+def test_continue_from_starts_at_the_base_weights_and_is_keyed_by_it(tmp_path):
+    base = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path, progress=False)
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    args = continue_from(base)
+    start = args["build"]()
+    assert start is not base.model and start.training
+    assert all(p.requires_grad for p in start.parameters())
+    for k, v in start.state_dict().items():
+        assert torch.equal(v, before[k])
+    one = TrainConfig(steps=2, lr=1e-3, warmup_steps=0, log_every=1)
+    tuned = get_or_train(train_cfg=one, data=CountingData(), root=tmp_path, progress=False,
+                         **args)
+    scratch = get_or_train(MODEL, one, CountingData(), root=tmp_path, progress=False)
+    assert tuned.key != scratch.key and tuned.key != base.key
+    cfg = json.loads((tuned.dir / "config.json").read_text())
+    assert cfg["build"] == {"init": base.key, "full": True}
+    for k, v in base.model.state_dict().items():  # the base model is left as it was
+        assert torch.equal(v, before[k])
+    moved = max((tuned.model.state_dict()[k] - before[k]).abs().max() for k in before)
+    far = max((scratch.model.state_dict()[k] - before[k]).abs().max() for k in before)
+    assert 0 < moved < far
 
 
 def test_key_changes_with_model_train_and_data():

@@ -14,7 +14,6 @@ as JSON next to the runs, so the chapter only loads, tabulates and plots.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
@@ -37,7 +36,7 @@ from physlm.measure.knowledge_probes import (
 )
 from physlm.measure.probes import hidden_states
 from physlm.model import ModelConfig
-from physlm.runs import Run, default_root, get_or_train
+from physlm.runs import Run, continue_from, default_root, get_or_train
 from physlm.scales import check_scale
 from physlm.train import TrainConfig
 
@@ -363,16 +362,7 @@ def finetune(plan: KnowledgeScale, base: Run, items: list[QAItem], mode: str = "
                              LoraSetup(plan.lora_rank, plan.lora_embedding_rank))
         lr = plan.ft_lr
     elif mode == "full":
-        model = base.model
-
-        def build():
-            m = copy.deepcopy(model)
-            for p in m.parameters():
-                p.requires_grad_(True)
-            return m.train()
-
-        args = {"model_cfg": model.cfg, "build": build,
-                "build_spec": {"init": base.key, "full": True}}
+        args = continue_from(base)
         lr = plan.full_ft_lr
     else:
         raise ValueError(f"mode must be 'lora' or 'full', got {mode!r}")

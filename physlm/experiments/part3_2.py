@@ -20,8 +20,7 @@ from a step-0 checkpoint that holds the parent's weights and a fresh optimizer.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -44,7 +43,7 @@ from physlm.experiments.part3_1 import KnowledgeScale
 from physlm.experiments.workers import run_in_workers
 from physlm.measure.generation import sample
 from physlm.model import GPT
-from physlm.runs import Run, get_or_train
+from physlm.runs import Run, continue_from, get_or_train
 from physlm.scales import SCALES
 from physlm.train import TrainConfig
 
@@ -81,7 +80,6 @@ class ManipulationScale:
     test_people: int | None = None  # P_test people scored per task (None: all)
     workers: int = 1
     threads: int | None = 1
-    max_params: int = field(default=10**6, repr=False)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -110,13 +108,6 @@ class ManipulationScale:
         unknown = [t for t in self.tasks if t not in p32_tasks()]
         if not self.tasks or unknown:
             raise ValueError(f"tasks must be names from p32_tasks(), got unknown {unknown!r}")
-        k = self.knowledge
-        params = 12 * k.layers * k.width**2
-        if params > self.max_params:
-            raise ValueError(
-                f"model L{k.layers}-D{k.width} has ~{params:,} non-embedding parameters, too "
-                f"large for scale {self.scale!r} (at most {self.max_params:,})"
-            )
         if self.test_people is not None and self.test_people < 2:
             raise ValueError(f"test_people must be None or at least 2, got {self.test_people!r}")
 
@@ -130,9 +121,9 @@ _PRESETS: dict[str, dict] = {
                   test_people=6),
     "cpu": dict(finetune_epochs=16, finetune_qa_fraction="3/4", finetune_lr=2e-3, workers=2),
     "gpu": dict(finetune_epochs=20, finetune_qa_fraction="4/5", finetune_lr=3e-4, threads=None,
-                max_params=10**8, test_people=5000),
+                test_people=5000),
     "paper": dict(finetune_epochs=50, finetune_qa_fraction="4/5", finetune_lr=3e-4,
-                  threads=None, max_params=10**9, test_people=50_000),
+                  threads=None, test_people=50_000),
 }
 
 
@@ -224,14 +215,6 @@ def parent(plan: ManipulationScale, reverse: bool = False, progress: bool = Fals
                         progress=progress)
 
 
-def _copy_of(model: GPT) -> GPT:
-    """A trainable copy of the parent: every weight is fine-tuned."""
-    out = copy.deepcopy(model)
-    for p in out.parameters():
-        p.requires_grad_(True)
-    return out.train()
-
-
 def finetune(plan: ManipulationScale, reverse: bool = False, progress: bool = False
              ) -> tuple[Run, Run]:
     """(parent, fine-tuned) runs: the Part 3.2 tasks on P_train, from the parent (cached).
@@ -241,10 +224,8 @@ def finetune(plan: ManipulationScale, reverse: bool = False, progress: bool = Fa
     """
     base = parent(plan, reverse, progress)
     data = finetune_data(plan, reverse)
-    run = get_or_train(
-        base.model.cfg, finetune_config(plan, data), data, progress=progress,
-        build=lambda: _copy_of(base.model), build_spec={"init": base.key, "full": True},
-    )
+    run = get_or_train(train_cfg=finetune_config(plan, data), data=data, progress=progress,
+                       **continue_from(base))
     return base, run
 
 
