@@ -42,7 +42,7 @@ import torch
 from IPython.display import display
 
 from physlm.claims import NOT_HERE, Ledger, threshold_verdict
-from physlm.data.bios_qa import QA_ATTRIBUTES, p32_items
+from physlm.data.bios_qa import HINTED, QA_ATTRIBUTES, p32_items
 from physlm.experiments import part3_1
 from physlm.experiments.part3_2 import (
     CLASSIFY,
@@ -113,7 +113,7 @@ for label, bios in (("multi5+permute", forward_bios), ("multi5+permute+reverse6"
 # %%
 examples = []
 for task in (*RETRIEVAL, *DUAL, *CLASSIFY, *COMPARE, *INVERSE):
-    hints = (False, True) if task in (*CLASSIFY, *COMPARE) else (False,)
+    hints = (False, True) if task in HINTED else (False,)
     for hint in hints:
         it = p32_items(forward_bios, task, [person, int(p_test[1])], hint=hint, seed=seed)[0]
         examples.append({"task": task, "hint": hint, "text": it.text})
@@ -346,13 +346,10 @@ _ = savefig(fig, "part3_2_inverse")
 # kernel; the rendered book shows the fixed sample of questions below it.
 
 # %%
-HINTED_TASKS = (*CLASSIFY, *COMPARE)
-
-
 def explorer_rows(person: int, task: str) -> list[dict]:
     """The model's replies to one question about one P_test person, with and without a hint."""
     rows = []
-    for hint in (False, True) if task in HINTED_TASKS else (False,):
+    for hint in (False, True) if task in HINTED else (False,):
         items = p32_items(forward_bios, task, scored_people(plan), hint=hint, seed=plan.seed)
         item = next(it for it in items if it.person == person)
         rows.append(
