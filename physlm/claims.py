@@ -1,31 +1,46 @@
-"""The claims ledger that closes every chapter.
+"""The claims ledger that closes every chapter, and the rules that give its verdicts.
 
-A chapter ends by listing the paper's claims next to what our runs measured. The ledger is
-shown to the reader as a table (HTML, markdown and plain text) and, in the metadata of the same
-display output, carried as JSON under :data:`LEDGER_KEY` so that the scorecard builder can read
-it back from the executed notebook without re-running anything. Output metadata, unlike an extra
-mimetype, is ignored by the book renderer (which warns on unknown mimetypes) and by nbval.
+A verdict is never typed into a chapter: each row names a declared :class:`Rule` (at-least,
+at-most, within-factor, ordering, no-better-than, effect-over-control) and the measurements it
+judges. Accuracies carry their sample size, so every verdict sees the sampling error: a 95%
+Wilson interval for one accuracy, a two-proportion test for a difference between two. A
+difference inside the noise is no effect. A row may also name preconditions (a positive
+control that must work, a design that leaves the claim testable); when one fails the verdict is
+``not at this scale``, whatever the measurement says.
 
-Our values are stored as coarse strings (two significant digits by default) so that a
-re-execution on another CPU prints the same table and ``nbval`` comparisons hold.
+The ledger is shown as a table (HTML, markdown and plain text) and, in the metadata of the same
+display output, carried as JSON under :data:`LEDGER_KEY`, rule and measurements included, so
+that the scorecard and the tests can read it back from an executed notebook, re-judge every row
+and check that its rule could have given another verdict. Output metadata is ignored by the book
+renderer and by nbval.
+
+Numbers are printed coarsely (two significant digits) so that a re-execution on another CPU
+prints the same table and ``nbval`` comparisons hold.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
+import json
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 LEDGER_KEY = "physlm_ledger"
 """Key of the machine-readable ledger in the display output's metadata."""
 
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
 """Version of the JSON layout, bumped when fields change."""
 
 VERDICTS = ("reproduced", "partly", "not at this scale", "contradicted")
 """Allowed verdicts, from best to worst agreement with the paper."""
+
+NOT_HERE = "not at this scale"
+
+Z95 = 1.959963984540054
+"""Two-sided 95% normal quantile."""
 
 
 def coarse(value: Any, digits: int = 2) -> str:
@@ -52,98 +67,648 @@ def coarse(value: Any, digits: int = 2) -> str:
     return text
 
 
-def ratio_verdict(ours: float, paper: float, *, tol: float = 0.15, partly_tol: float = 0.5) -> str:
-    """Verdict from the ratio ``ours / paper``.
+# -- measurements ------------------------------------------------------------------------------
 
-    ``reproduced`` when the ratio is within ``1 +- tol``, ``partly`` within ``1 +- partly_tol``,
-    otherwise ``not at this scale``. A ratio alone never says ``contradicted``: that needs the
-    chapter's judgement that the scale was adequate and the effect went the other way.
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n (95% by default)."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Acc:
+    """An accuracy: ``k`` successes out of ``n`` independent items, with its Wilson interval."""
+
+    k: int
+    n: int
+
+    kind: ClassVar[str] = "acc"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or isinstance(self.n, bool):
+            raise ValueError("k and n must be integers")
+        if not (isinstance(self.n, int) and self.n > 0):
+            raise ValueError(f"n must be a positive int (the items scored), got {self.n!r}")
+        if not (isinstance(self.k, int) and 0 <= self.k <= self.n):
+            raise ValueError(f"k must be an int in [0, n={self.n}], got {self.k!r}")
+
+    @classmethod
+    def of(cls, mean: float, n: int) -> Acc:
+        """From a mean over ``n`` items (the count is recovered by rounding)."""
+        if not 0 <= mean <= 1:
+            raise ValueError(f"mean must be in [0, 1], got {mean}")
+        return cls(int(round(mean * n)), int(n))
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.k, self.n)
+
+    def text(self) -> str:
+        lo, hi = self.interval
+        return f"{self.value:.2f} [{lo:.2f}, {hi:.2f}], n={self.n}"
+
+    def with_value(self, value: float) -> Acc:
+        return Acc.of(min(1.0, max(0.0, value)), self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "k": self.k, "n": self.n}
+
+
+@dataclass(frozen=True)
+class Num:
+    """A measured number; ``lo``/``hi`` bound it where the chapter measured a spread
+    (``spread`` says what: "min-max over 3 replicas", ...). Without them it has no error
+    estimate and comparisons use the point alone."""
+
+    value: float
+    lo: float | None = None
+    hi: float | None = None
+    spread: str = ""
+
+    kind: ClassVar[str] = "num"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+            raise ValueError(f"value must be a number, got {self.value!r}")
+        if (self.lo is None) != (self.hi is None):
+            raise ValueError("give both lo and hi, or neither")
+        if self.lo is not None and not self.lo <= self.value <= self.hi:  # type: ignore[operator]
+            raise ValueError(f"need lo <= value <= hi, got {self.lo}, {self.value}, {self.hi}")
+        if self.lo is not None and not self.spread:
+            raise ValueError("spread must say what the interval is (e.g. 'over 3 replicas')")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        if self.lo is None:
+            return (float(self.value), float(self.value))
+        return (float(self.lo), float(self.hi))  # type: ignore[arg-type]
+
+    def text(self) -> str:
+        if self.lo is None:
+            return coarse(self.value)
+        return f"{coarse(self.value)} [{coarse(self.lo)}, {coarse(self.hi)}] ({self.spread})"
+
+    def with_value(self, value: float) -> Num:
+        if self.lo is None or not math.isfinite(value):
+            return Num(value)
+        shift = value - self.value
+        return Num(value, self.lo + shift, self.hi + shift, self.spread)  # type: ignore[operator]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "lo": self.lo,
+            "hi": self.hi,
+            "spread": self.spread,
+        }
+
+
+Measure = Acc | Num
+
+
+def measure_from_dict(d: Mapping[str, Any]) -> Measure:
+    kind = d.get("kind")
+    if kind == "acc":
+        return Acc(int(d["k"]), int(d["n"]))
+    if kind == "num":
+        return Num(float(d["value"]), d.get("lo"), d.get("hi"), d.get("spread", ""))
+    raise ValueError(f"measure kind must be 'acc' or 'num', got {kind!r}")
+
+
+def ratio(a: Measure, b: Measure) -> Num:
+    """a / b, NaN when either is not positive (a ratio over nothing says nothing)."""
+    x, y = a.value, b.value
+    return Num(x / y if x > 0 and y > 0 else float("nan"))
+
+
+def compare(a: Measure, b: Measure) -> int:
+    """+1 when ``a`` is above ``b`` beyond the noise, -1 below, 0 inside it.
+
+    Two accuracies: a pooled two-proportion z-test at 95%. Otherwise the intervals must not
+    overlap (a number without an interval counts as exact).
     """
-    if not 0 <= tol <= partly_tol:
-        raise ValueError(f"need 0 <= tol <= partly_tol, got tol={tol}, partly_tol={partly_tol}")
-    if paper == 0 or not math.isfinite(paper):
-        raise ValueError(f"paper must be a finite non-zero number, got {paper}")
-    if not math.isfinite(ours):
-        return "not at this scale"
-    deviation = abs(ours / paper - 1.0) - 1e-12  # a ratio exactly at the boundary counts inside
-    if deviation <= tol:
-        return "reproduced"
-    if deviation <= partly_tol:
-        return "partly"
-    return "not at this scale"
+    if not (math.isfinite(a.value) and math.isfinite(b.value)):
+        return 0
+    if isinstance(a, Acc) and isinstance(b, Acc):
+        pooled = (a.k + b.k) / (a.n + b.n)
+        se = math.sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
+        diff = a.value - b.value
+        if se == 0:
+            return 0 if diff == 0 else (1 if diff > 0 else -1)
+        z = diff / se
+        return 1 if z > Z95 else -1 if z < -Z95 else 0
+    (alo, ahi), (blo, bhi) = a.interval, b.interval
+    return 1 if alo > bhi else -1 if ahi < blo else 0
 
 
-NOT_HERE = "not at this scale"
+def difference(a: Measure, b: Measure) -> tuple[float, float, float]:
+    """a - b with a 95% interval (normal approximation for two accuracies)."""
+    d = a.value - b.value
+    if isinstance(a, Acc) and isinstance(b, Acc):
+        se = math.sqrt(a.value * (1 - a.value) / a.n + b.value * (1 - b.value) / b.n)
+        return d, d - Z95 * se, d + Z95 * se
+    (alo, ahi), (blo, bhi) = a.interval, b.interval
+    return d, alo - bhi, ahi - blo
 
 
-def threshold_verdict(ours: float, target: float, partly: float, testable: bool = True) -> str:
-    """For "at least about X" claims: ``reproduced`` from ``target`` on, ``partly`` from
-    ``partly`` on, else ``not at this scale`` (also when the runs cannot test the claim)."""
-    if not partly <= target:
-        raise ValueError(f"need partly <= target, got partly={partly}, target={target}")
-    if not testable or not math.isfinite(ours):
+# -- preconditions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requires:
+    """A precondition of a claim (a positive control, a testable design) and whether it held."""
+
+    text: str
+    holds: bool
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("Requires.text must say what is needed")
+        if not isinstance(self.holds, bool):
+            raise ValueError(f"Requires.holds must be a bool, got {type(self.holds).__name__}")
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+def _f(x: float) -> str:
+    return coarse(x)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base of the declared rules: a verdict from named measurements."""
+
+    kind: ClassVar[str] = ""
+    roles: ClassVar[tuple[str, ...]] = ("ours",)
+
+    def names(self) -> tuple[str, ...]:
+        """The measurement names this rule reads."""
+        return self.roles
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        raise NotImplementedError
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def probes(self) -> list[float]:
+        """Values near the rule's thresholds, for :func:`reachable`."""
+        return []
+
+    def params(self) -> dict[str, Any]:
+        """The rule's parameters as plain JSON values (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.params()}
+
+
+@dataclass(frozen=True)
+class AtLeast(Rule):
+    """At least about X: ``reproduced`` from ``target`` on, ``partly`` from ``partly`` on
+    (point estimates; the interval is printed beside them)."""
+
+    target: float
+    partly: float
+
+    kind: ClassVar[str] = "at-least"
+
+    def __post_init__(self) -> None:
+        if not self.partly <= self.target:
+            raise ValueError(
+                f"need partly <= target, got partly={self.partly}, target={self.target}"
+            )
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        x = m["ours"].value
+        if not math.isfinite(x):
+            return NOT_HERE
+        return "reproduced" if x >= self.target else "partly" if x >= self.partly else NOT_HERE
+
+    def text(self) -> str:
+        return f">= {_f(self.target)} reproduced, >= {_f(self.partly)} partly"
+
+    def probes(self) -> list[float]:
+        return [self.target, self.partly, self.partly - 1e-3 * max(1, abs(self.partly))]
+
+
+@dataclass(frozen=True)
+class AtMost(Rule):
+    """At most about X (a loss, a failure rate): ``reproduced`` up to ``target``,
+    ``partly`` up to ``partly``, judged on the upper end of the interval for accuracies."""
+
+    target: float
+    partly: float
+
+    kind: ClassVar[str] = "at-most"
+
+    def __post_init__(self) -> None:
+        if not self.target <= self.partly:
+            raise ValueError(
+                f"need target <= partly, got target={self.target}, partly={self.partly}"
+            )
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        x = m["ours"].value
+        if not math.isfinite(x):
+            return NOT_HERE
+        hi = m["ours"].interval[1]
+        if hi <= self.target:
+            return "reproduced"
+        return "partly" if x <= self.partly else "contradicted"
+
+    def text(self) -> str:
+        return (
+            f"upper 95% bound <= {_f(self.target)} reproduced, "
+            f"<= {_f(self.partly)} partly, above contradicted"
+        )
+
+    def probes(self) -> list[float]:
+        return [0.0, self.target, self.partly, self.partly * 1.01 + 1e-3]
+
+
+@dataclass(frozen=True)
+class WithinFactor(Rule):
+    """A is about k times B, k in [``lo``, ``hi``], on ``ratio`` = A/B (with its interval
+    where it has one). A ratio whose interval holds 1 is no effect."""
+
+    lo: float
+    hi: float
+
+    kind: ClassVar[str] = "within-factor"
+    roles: ClassVar[tuple[str, ...]] = ("ratio",)
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.lo <= self.hi:
+            raise ValueError(f"need 1 <= lo <= hi, got lo={self.lo}, hi={self.hi}")
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        r = m["ratio"]
+        if not math.isfinite(r.value):
+            return NOT_HERE
+        rlo, rhi = r.interval
+        if rhi < 1.0 or (rhi == rlo and r.value < 1.0):
+            return "contradicted"
+        if rlo <= 1.0 <= rhi:
+            return NOT_HERE
+        return "reproduced" if self.lo <= r.value <= self.hi else "partly"
+
+    def text(self) -> str:
+        return (
+            f"ratio in [{_f(self.lo)}, {_f(self.hi)}] reproduced, > 1 partly, "
+            "< 1 contradicted, 1 inside its interval: no effect"
+        )
+
+    def probes(self) -> list[float]:
+        return [0.5, 1.0, self.lo, self.hi, 2 * self.hi]
+
+
+@dataclass(frozen=True)
+class Ordering(Rule):
+    """Claims of the form a < b < c: ``chain`` lists tiers of names from lowest to highest; every member of a
+    tier must be below every member of the next beyond the noise."""
+
+    chain: tuple[tuple[str, ...], ...]
+
+    kind: ClassVar[str] = "ordering"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chain", tuple(tuple(t) for t in self.chain))
+        if len(self.chain) < 2 or any(not t for t in self.chain):
+            raise ValueError("chain needs at least two non-empty tiers of names")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for t in self.chain for n in t)
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        return [(a, b) for lo, hi in itertools.pairwise(self.chain) for a in lo for b in hi]
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        signs = [compare(m[b], m[a]) for a, b in self._pairs()]
+        if any(s < 0 for s in signs):
+            return "contradicted"
+        if all(s > 0 for s in signs):
+            return "reproduced"
+        in_order = all(m[b].value > m[a].value for a, b in self._pairs())
+        return "partly" if any(s > 0 for s in signs) and in_order else NOT_HERE
+
+    def text(self) -> str:
+        tiers = " < ".join(
+            ", ".join(t) if len(t) == 1 else "{" + ", ".join(t) + "}" for t in self.chain
+        )
+        return (
+            f"{tiers}: every step beyond the noise reproduced, some partly, "
+            "none not at this scale, a step reversed beyond the noise contradicted"
+        )
+
+    def probes(self) -> list[float]:
+        return [0.0, 0.3, 0.7, 1.0]
+
+
+@dataclass(frozen=True)
+class NoBetterThan(Rule):
+    """Near chance, or about zero: ``reproduced`` when the interval's upper end stays within
+    ``margin`` of ``chance``, ``contradicted`` when its lower end is above that, otherwise too few
+    samples to tell (``not at this scale``)."""
+
+    chance: float
+    margin: float
+
+    kind: ClassVar[str] = "no-better-than"
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        if not math.isfinite(m["ours"].value):
+            return NOT_HERE
+        lo, hi = m["ours"].interval
+        bound = self.chance + self.margin
+        if hi <= bound:
+            return "reproduced"
+        return "contradicted" if lo > bound else NOT_HERE
+
+    def text(self) -> str:
+        return (
+            f"upper 95% bound <= {_f(self.chance)} + {_f(self.margin)} reproduced, "
+            "lower bound above it contradicted"
+        )
+
+    def probes(self) -> list[float]:
+        return [0.0, self.chance, self.chance + self.margin, 1.0]
+
+
+@dataclass(frozen=True)
+class EffectOverControl(Rule):
+    """X is above its control: for every (ours, control) pair in ``pairs`` the gain must be
+    beyond the noise and at least ``min_effect``; the row takes the worst pair's verdict."""
+
+    min_effect: float
+    pairs: tuple[tuple[str, str], ...] = (("ours", "control"),)
+
+    kind: ClassVar[str] = "effect-over-control"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pairs", tuple(tuple(p) for p in self.pairs))
+        if self.min_effect <= 0:
+            raise ValueError(f"min_effect must be > 0, got {self.min_effect}")
+        if not self.pairs or any(len(p) != 2 for p in self.pairs):
+            raise ValueError("pairs must be a non-empty list of (ours, control) names")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for p in self.pairs for n in p)
+
+    def _one(self, ours: Measure, control: Measure) -> str:
+        if not (math.isfinite(ours.value) and math.isfinite(control.value)):
+            return NOT_HERE
+        sign = compare(ours, control)
+        if sign < 0:
+            return "contradicted"
+        if sign == 0:
+            return NOT_HERE
+        return "reproduced" if ours.value - control.value >= self.min_effect else "partly"
+
+    def judge(self, m: Mapping[str, Measure]) -> str:
+        verdicts = [self._one(m[a], m[b]) for a, b in self.pairs]
+        return max(verdicts, key=VERDICTS.index)
+
+    def text(self) -> str:
+        return (
+            f"gain over control >= {_f(self.min_effect)} and beyond the noise reproduced, "
+            "smaller partly, inside the noise not at this scale, below contradicted"
+        )
+
+    def probes(self) -> list[float]:
+        return [0.0, 0.5, 1.0]
+
+
+RULES: dict[str, type[Rule]] = {
+    r.kind: r for r in (AtLeast, AtMost, WithinFactor, Ordering, NoBetterThan, EffectOverControl)
+}
+
+
+def rule_from_dict(d: Mapping[str, Any]) -> Rule:
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind not in RULES:
+        raise ValueError(f"rule kind must be one of {sorted(RULES)}, got {kind!r}")
+    cls = RULES[kind]
+    for key in ("chain", "pairs"):
+        if key in d:
+            d[key] = tuple(tuple(x) for x in d[key])
+    return cls(**d)
+
+
+def evaluate(rule: Rule, measures: Mapping[str, Measure], requires: Sequence[Requires] = ()) -> str:
+    """The verdict: ``not at this scale`` when a precondition failed, else the rule's."""
+    missing = set(rule.names()) - set(measures)
+    if missing:
+        raise ValueError(
+            f"rule {rule.kind} needs measurements {sorted(missing)}; got {sorted(measures)}"
+        )
+    if not all(r.holds for r in requires):
         return NOT_HERE
-    return "reproduced" if ours >= target else "partly" if ours >= partly else NOT_HERE
+    return rule.judge(measures)
 
 
-def factor_verdict(ours: float, lo: float, hi: float, testable: bool = True) -> str:
-    """For "A is about k times B" claims with k in ``[lo, hi]``.
+def _alternatives(m: Measure, probes: Iterable[float]) -> list[Measure]:
+    base = m.value if math.isfinite(m.value) else 1.0
+    grid = {0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0}
+    grid |= {base * f for f in (0.0, 0.1, 0.5, 0.9, 1.1, 2.0, 10.0, 100.0)}
+    grid |= {base + d for d in (-1.0, -0.5, -0.1, 0.1, 0.5, 1.0)}
+    grid |= {p + e for p in probes for e in (-1e-3, 0.0, 1e-3)}
+    out: list[Measure] = [m]
+    if isinstance(m, Acc):
+        grid |= {k / m.n for k in range(0, m.n + 1, max(1, m.n // 20))}
+        out += [m.with_value(v) for v in sorted(grid) if 0 <= v <= 1]
+        return out
+    out += [m.with_value(v) for v in sorted(grid)]
+    if m.lo is not None:  # the same value without its spread, and with a wide one
+        out += [
+            Num(m.value),
+            Num(
+                m.value, m.value - 10 * abs(m.value) - 1, m.value + 10 * abs(m.value) + 1, m.spread
+            ),
+        ]
+    return out
 
-    Inside the band: ``reproduced``; above 1 but outside it: ``partly`` (the direction holds);
-    at or below 1 from runs that could test it: ``contradicted``. Untestable or undefined
-    factors (a run that stored nothing) are ``not at this scale``.
-    """
-    if not 1.0 <= lo <= hi:
-        raise ValueError(f"need 1 <= lo <= hi, got lo={lo}, hi={hi}")
-    if not testable or not math.isfinite(ours):
-        return NOT_HERE
-    if lo <= ours <= hi:
-        return "reproduced"
-    return "partly" if ours > 1.05 else "contradicted"
+
+def reachable(
+    rule: Rule, measures: Mapping[str, Measure], requires: Sequence[Requires] = ()
+) -> set[str]:
+    """Every verdict the rule gives when its measurements take other values (and its
+    preconditions hold): a row whose rule reaches only its own verdict cannot fail."""
+    names = list(dict.fromkeys(rule.names()))
+    alts = [_alternatives(measures[n], rule.probes()) for n in names]
+    seen = {evaluate(rule, measures, requires)}
+    combos: Iterable[tuple[Measure, ...]]
+    if len(names) <= 3:
+        combos = itertools.product(*alts)
+    else:  # one at a time, then every measurement moved together along the grid
+        one = (
+            [*(measures[n] for n in names[:i]), a, *(measures[n] for n in names[i + 1 :])]
+            for i, col in enumerate(alts)
+            for a in col
+        )
+        rows = (
+            tuple(col[min(j, len(col) - 1)] for col in alts) for j in range(max(map(len, alts)))
+        )
+        spread = (
+            tuple(col[(j * (i + 1)) % len(col)] for i, col in enumerate(alts)) for j in range(200)
+        )
+        combos = itertools.chain(one, rows, spread)
+    for combo in combos:
+        seen.add(rule.judge(dict(zip(names, combo, strict=True))))
+    return seen
+
+
+# -- the ledger --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One row of the ledger: a paper claim and what this edition measured.
+    """One row of the ledger: a paper claim, what this edition measured, and the rule that
+    turned the measurement into the verdict.
 
-    ``paper_value`` and ``our_value`` may be numbers; they are stored as coarse strings.
+    ``measures`` and ``requires`` are kept so that the row can be re-judged from the stored
+    notebook; ``demo`` rows are the book's own demonstrations, not the paper's claims, and are
+    not tallied.
     """
 
     claim: str
     paper_value: str
     paper_source: str
-    our_value: str
-    verdict: str
+    rule: Rule
+    measures: Mapping[str, Measure]
+    requires: tuple[Requires, ...] = ()
     note: str = ""
+    demo: bool = False
+    verdict: str = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            allowed = ", ".join(repr(v) for v in VERDICTS)
-            raise ValueError(f"verdict must be one of {allowed}; got {self.verdict!r}")
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("claim must be a non-empty string")
         if not isinstance(self.paper_source, str) or not self.paper_source.strip():
             raise ValueError("paper_source must name where the paper states it (e.g. 'Result 1')")
         if not isinstance(self.note, str):
             raise ValueError(f"note must be a str, got {type(self.note).__name__}")
+        if not isinstance(self.rule, Rule):
+            raise ValueError(f"rule must be a declared Rule, got {type(self.rule).__name__}")
+        for name, m in self.measures.items():
+            if not isinstance(m, Acc | Num):
+                raise ValueError(
+                    f"measure {name!r} must be an Acc or a Num, got {type(m).__name__}"
+                )
         object.__setattr__(self, "paper_value", coarse(self.paper_value, 3))
-        object.__setattr__(self, "our_value", coarse(self.our_value))
+        object.__setattr__(self, "requires", tuple(self.requires))
+        object.__setattr__(self, "measures", dict(self.measures))
+        object.__setattr__(self, "verdict", evaluate(self.rule, self.measures, self.requires))
+
+    @property
+    def our_value(self) -> str:
+        """The measurements as printed: ``0.66 [0.56, 0.75], n=100``, named when several."""
+        if len(self.measures) == 1:
+            return next(iter(self.measures.values())).text()
+        return "; ".join(f"{k} {m.text()}" for k, m in self.measures.items())
+
+    @property
+    def rule_text(self) -> str:
+        text = self.rule.text()
+        for r in self.requires:
+            text += f"; needs {r.text} ({'held' if r.holds else 'failed'})"
+        return text
+
+    def reachable(self) -> set[str]:
+        return reachable(self.rule, self.measures, [Requires(r.text, True) for r in self.requires])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "paper_value": self.paper_value,
+            "paper_source": self.paper_source,
+            "our_value": self.our_value,
+            "rule_text": self.rule_text,
+            "verdict": self.verdict,
+            "note": self.note,
+            "demo": self.demo,
+            "rule": self.rule.to_dict(),
+            "measures": {k: m.to_dict() for k, m in self.measures.items()},
+            "requires": [{"text": r.text, "holds": r.holds} for r in self.requires],
+        }
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Claim:
-        """Inverse of :func:`dataclasses.asdict`; unknown keys are an error."""
-        fields = set(cls.__dataclass_fields__)
-        extra = set(row) - fields
+        """Rebuild a stored row and re-judge it; a stored verdict that its rule does not give
+        again is an error (the stored ledger was edited or the rule changed)."""
+        known = {
+            "claim",
+            "paper_value",
+            "paper_source",
+            "our_value",
+            "rule_text",
+            "verdict",
+            "note",
+            "demo",
+            "rule",
+            "measures",
+            "requires",
+        }
+        extra = set(row) - known
         if extra:
-            raise ValueError(f"unknown claim fields {sorted(extra)}; allowed: {sorted(fields)}")
-        return cls(**row)
+            raise ValueError(f"unknown claim fields {sorted(extra)}; allowed: {sorted(known)}")
+        c = cls(
+            claim=row["claim"],
+            paper_value=row["paper_value"],
+            paper_source=row["paper_source"],
+            rule=rule_from_dict(row["rule"]),
+            measures={k: measure_from_dict(v) for k, v in row["measures"].items()},
+            requires=tuple(Requires(r["text"], bool(r["holds"])) for r in row.get("requires", [])),
+            note=row.get("note", ""),
+            demo=bool(row.get("demo", False)),
+        )
+        if "verdict" in row and row["verdict"] != c.verdict:
+            raise ValueError(
+                f"stored verdict {row['verdict']!r} of {c.claim!r} is not what its "
+                f"rule gives ({c.verdict!r})"
+            )
+        return c
 
 
-COLUMNS = ("Claim", "Paper", "Source", "Ours", "Verdict", "Note")
+COLUMNS = ("Claim", "Paper", "Source", "Ours", "Rule", "Verdict", "Note")
+
+BADGE_COLOURS = {
+    "reproduced": "#1a7f37",
+    "partly": "#9a6700",
+    "not at this scale": "#57606a",
+    "contradicted": "#cf222e",
+}
+
+
+def badge(verdict: str) -> str:
+    """A verdict as an inline-styled HTML badge (renders in Jupyter and in the book alike)."""
+    colour = BADGE_COLOURS[verdict]
+    return (
+        f'<span class="physlm-badge" style="background:{colour};color:#fff;'
+        f'border-radius:0.6em;padding:0.05em 0.5em;font-size:0.85em;white-space:nowrap">'
+        f"{html.escape(verdict)}</span>"
+    )
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 class Ledger:
@@ -158,17 +723,23 @@ class Ledger:
         self.scale = scale
         self._claims: list[Claim] = list(claims)
 
-    def add(
+    def score(
         self,
         claim: str,
         paper_value: str | float,
         paper_source: str,
-        our_value: str | float,
-        verdict: str,
+        rule: Rule,
+        measures: Mapping[str, Measure] | Measure,
+        *,
+        requires: Sequence[Requires] = (),
         note: str = "",
+        demo: bool = False,
     ) -> Claim:
-        """Append a row and return it."""
-        row = Claim(claim, paper_value, paper_source, our_value, verdict, note)  # type: ignore[arg-type]
+        """Judge a claim by ``rule`` on ``measures`` (one measure stands for ``{"ours": m}``,
+        or the rule's single role) and append the row."""
+        if isinstance(measures, Acc | Num):
+            measures = {rule.names()[0]: measures}
+        row = Claim(claim, paper_value, paper_source, rule, measures, tuple(requires), note, demo)
         self._claims.append(row)
         return row
 
@@ -176,13 +747,21 @@ class Ledger:
     def claims(self) -> tuple[Claim, ...]:
         return tuple(self._claims)
 
+    @property
+    def paper_claims(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self._claims if not c.demo)
+
+    @property
+    def demos(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self._claims if c.demo)
+
     def __len__(self) -> int:
         return len(self._claims)
 
     def counts(self) -> dict[str, int]:
-        """Number of rows per verdict, every verdict present."""
+        """Number of paper-claim rows per verdict (demonstrations are not tallied)."""
         out = dict.fromkeys(VERDICTS, 0)
-        for c in self._claims:
+        for c in self.paper_claims:
             out[c.verdict] += 1
         return out
 
@@ -193,7 +772,7 @@ class Ledger:
             "format": LEDGER_FORMAT,
             "chapter": self.chapter,
             "scale": self.scale,
-            "claims": [asdict(c) for c in self._claims],
+            "claims": [c.to_dict() for c in self._claims],
         }
 
     @classmethod
@@ -218,41 +797,68 @@ class Ledger:
 
     # -- human-readable forms --------------------------------------------------------------
 
+    @staticmethod
+    def _cells(c: Claim) -> tuple[str, ...]:
+        return (c.claim, c.paper_value, c.paper_source, c.our_value, c.rule_text, c.verdict, c.note)
+
     def to_markdown(self) -> str:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        for c in self._claims:
-            cells = (
-                c.claim,
-                c.paper_value,
-                c.paper_source,
-                c.our_value,
-                f"**{c.verdict}**",
-                c.note,
-            )
-            lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
-        return "\n".join(lines) + "\n"
+        def table(rows: Sequence[Claim]) -> list[str]:
+            lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+            for c in rows:
+                cells = [_md_cell(x) for x in self._cells(c)]
+                cells[5] = f"**{cells[5]}**"
+                lines.append("| " + " | ".join(cells) + " |")
+            return lines
+
+        out = table(self.paper_claims)
+        if self.demos:
+            out += [
+                "",
+                "Our demonstrations (not the paper's claims; not tallied):",
+                "",
+                *table(self.demos),
+            ]
+        return "\n".join(out) + "\n"
 
     def to_html(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in COLUMNS)
-        body = []
-        for c in self._claims:
-            cells = (c.claim, c.paper_value, c.paper_source, c.our_value, c.verdict, c.note)
-            tds = "".join(f"<td>{html.escape(x)}</td>" for x in cells)
-            body.append(f'<tr class="verdict-{c.verdict.replace(" ", "-")}">{tds}</tr>')
+
+        def body(rows: Sequence[Claim]) -> str:
+            trs = []
+            for c in rows:
+                cells = [html.escape(x) for x in self._cells(c)]
+                cells[5] = badge(c.verdict)
+                tds = "".join(f"<td>{x}</td>" for x in cells)
+                trs.append(f'<tr class="verdict-{c.verdict.replace(" ", "-")}">{tds}</tr>')
+            return "".join(trs)
+
         caption = html.escape(f"Claims ledger: {self.chapter} at scale '{self.scale}'")
-        return (
+        out = (
             '<table class="table physlm-ledger">'
             f"<caption>{caption}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body(self.paper_claims)}</tbody></table>"
         )
+        if self.demos:
+            out += (
+                '<table class="table physlm-ledger physlm-demos">'
+                "<caption>Our demonstrations (not the paper's claims; not tallied)</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body(self.demos)}</tbody></table>"
+            )
+        return out
 
     def to_text(self) -> str:
         rows = [f"Claims ledger: {self.chapter} at scale '{self.scale}'"]
-        for c in self._claims:
-            rows.append(
-                f"- {c.claim}: paper {c.paper_value} ({c.paper_source}), ours {c.our_value}"
-                f" -> {c.verdict}" + (f" ({c.note})" if c.note else "")
-            )
+        for title, group in (
+            ("", self.paper_claims),
+            ("Our demonstrations (not tallied):", self.demos),
+        ):
+            if title and group:
+                rows.append(title)
+            for c in group:
+                rows.append(
+                    f"- {c.claim}: paper {c.paper_value} ({c.paper_source}), ours {c.our_value}"
+                    f" | rule: {c.rule_text} -> {c.verdict}" + (f" ({c.note})" if c.note else "")
+                )
         return "\n".join(rows)
 
     def _repr_mimebundle_(
@@ -272,5 +878,68 @@ class Ledger:
 
         display(self)
 
+    # -- summaries for the page ------------------------------------------------------------
+
+    def tally(self) -> str:
+        counts = self.counts()
+        total = sum(counts.values())
+        parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
+        return f"{total} paper claims scored at scale `{self.scale}`: " + ", ".join(parts)
+
+    def summary(self, clearest: int = 2) -> Summary:
+        """ "At a glance" / "What held at this scale": counts, then the clearest results."""
+        return Summary(self, clearest)
+
     def __repr__(self) -> str:
         return f"Ledger(chapter={self.chapter!r}, scale={self.scale!r}, rows={len(self)})"
+
+
+class Summary:
+    """A chapter's summary generated from its ledger, one implementation for the opening box
+    and the closing paragraph: the tally, then each claim with its badge and our value."""
+
+    def __init__(self, ledger: Ledger, clearest: int = 2) -> None:
+        self.ledger = ledger
+        self.clearest = clearest
+
+    def held(self) -> list[Claim]:
+        return [c for c in self.ledger.paper_claims if c.verdict == "reproduced"][: self.clearest]
+
+    def missed(self) -> list[Claim]:
+        order = ("contradicted", NOT_HERE)
+        rows = [c for v in order for c in self.ledger.paper_claims if c.verdict == v]
+        return rows[: self.clearest]
+
+    def sentence(self) -> str:
+        out = self.ledger.tally() + "."
+        held = self.held()
+        if held:
+            out += " Clearest held: " + "; ".join(f"{c.claim} ({c.our_value})" for c in held) + "."
+        missed = self.missed()
+        if missed:
+            out += (
+                " Not shown here: "
+                + "; ".join(f"{c.claim} ({c.our_value}, {c.verdict})" for c in missed)
+                + "."
+            )
+        return out
+
+    def to_text(self) -> str:
+        lines = [self.sentence()]
+        lines += [f"- [{c.verdict}] {c.claim}: {c.our_value}" for c in self.ledger.paper_claims]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        items = "".join(
+            f"<li>{badge(c.verdict)} {html.escape(c.claim)}: "
+            f"<span style='white-space:nowrap'>{html.escape(c.our_value)}</span></li>"
+            for c in self.ledger.paper_claims
+        )
+        return (
+            '<div class="admonition note physlm-summary">'
+            f"<p>{html.escape(self.sentence()).replace('`', '')}</p>"
+            f"<ul>{items}</ul></div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.to_text(), "text/html": self.to_html()}
