@@ -377,8 +377,8 @@ class WithinFactor(Rule):
 
 @dataclass(frozen=True)
 class Ordering(Rule):
-    """Claims of the form a < b < c: ``chain`` lists tiers of names from lowest to highest; every member of a
-    tier must be below every member of the next beyond the noise."""
+    """Claims of the form a < b < c: ``chain`` lists tiers of names from lowest to highest;
+    every member of a tier must be below every member of the next beyond the noise."""
 
     chain: tuple[tuple[str, ...], ...]
 
