@@ -943,3 +943,17 @@ class Summary:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.to_text(), "text/html": self.to_html()}
+
+
+GLANCE_KEY = "at_a_glance"
+"""Glue key of the chapter summary; the chapter's opening box pastes it with a glue directive."""
+
+
+def close_chapter(ledger: Ledger) -> Summary:
+    """The chapter's "What held at this scale" summary, also glued under :data:`GLANCE_KEY` so
+    that the "At a glance" box at the top of the page shows the same generated content."""
+    from myst_nb import glue
+
+    summary = ledger.summary()
+    glue(GLANCE_KEY, summary, display=False)
+    return summary
