@@ -708,7 +708,8 @@ def badge(verdict: str) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    safe = text.replace("&", "&amp;").replace("<", "&lt;")  # tokens like <bos> stay visible
+    return safe.replace("|", "\\|").replace("\n", " ")
 
 
 class Ledger:
