@@ -802,12 +802,14 @@ class Ledger:
     def _cells(c: Claim) -> tuple[str, ...]:
         return (c.claim, c.paper_value, c.paper_source, c.our_value, c.rule_text, c.verdict, c.note)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, badges: bool = False) -> str:
+        """Markdown tables; ``badges`` shows verdicts as coloured HTML badges (for the book)."""
+
         def table(rows: Sequence[Claim]) -> list[str]:
             lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
             for c in rows:
                 cells = [_md_cell(x) for x in self._cells(c)]
-                cells[5] = f"**{cells[5]}**"
+                cells[5] = badge(c.verdict) if badges else f"**{cells[5]}**"
                 lines.append("| " + " | ".join(cells) + " |")
             return lines
 

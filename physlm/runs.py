@@ -116,8 +116,19 @@ def continue_from(base: Run) -> dict:
             p.requires_grad_(True)
         return out.train()
 
-    return {"model_cfg": model.cfg, "build": build,
-            "build_spec": {"init": base.key, "full": True}}
+    return {"model_cfg": model.cfg, "build": build, "build_spec": {"init": base.key, "full": True}}
+
+
+RUN_LOG_ENV = "PHYSLM_RUN_LOG"
+"""When set, a file that every served run is noted in ("trained KEY" or "loaded KEY"), so that a
+chapter's execution can tell a cold cache from a warm one (worker processes inherit it)."""
+
+
+def _note_use(how: str, key: str) -> None:
+    path = os.environ.get(RUN_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:  # one short line per run: append is atomic
+            f.write(f"{how} {key}\n")
 
 
 def get_or_train(
@@ -145,6 +156,7 @@ def get_or_train(
         model = GPT(model_cfg) if build is None else build()
         load_model(model, str(run_dir / FINAL))
         model.eval()
+        _note_use("loaded", key)
         return Run(key, run_dir, model, _read_metrics(run_dir / "metrics.jsonl"), cached=True)
     if (run_dir / DONE).exists():
         print(f"run {key}: DONE marker does not match the stored model; resuming from checkpoints")
@@ -173,5 +185,6 @@ def get_or_train(
         os.replace(tmp, run_dir / FINAL)
         done = json.dumps({"model_sha256": sha256_file(run_dir / FINAL)})
         atomic_write_text(run_dir / DONE, done)
+        _note_use("trained", key)
     state.wait_for_everyone()
     return Run(key, run_dir, model, metrics, cached=False)

@@ -11,7 +11,7 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from physlm import book
-from physlm.claims import Ledger
+from physlm.claims import Acc, AtLeast, AtMost, Ledger, Num, WithinFactor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,9 +30,9 @@ CHAPTER = textwrap.dedent("""\
     print("scale", scale)
 
     # %%
-    from physlm.claims import Ledger
+    from physlm.claims import AtLeast, Ledger, Num
     ledger = Ledger("tiny", scale)
-    ledger.add("one plus one", 2, "Result 0", 1 + 1, "reproduced")
+    ledger.score("one plus one", 2, "Result 0", AtLeast(2, 1), Num(1 + 1))
     ledger
     """)
 
@@ -127,6 +127,32 @@ def test_execute_chapter_stamps_source_hash_scale_and_time(tmp_path, monkeypatch
     assert not list(out.parent.glob(".*tmp"))
 
 
+def test_cold_time_is_kept_across_warm_rebuilds(tmp_path, monkeypatch):
+    # The chapter tells the run cache's log what it did, as get_or_train would.
+    source = CHAPTER + textwrap.dedent("""\
+
+        # %%
+        import pathlib
+        how = pathlib.Path("how.txt").read_text()
+        with open(os.environ["PHYSLM_RUN_LOG"], "a") as f:
+            f.write(f"{how} run-a\\n{how} run-b\\n")
+        """)
+    root = _root(tmp_path, source)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    (root / "how.txt").write_text("trained")
+    out = book.execute_chapter("tiny", "cpu", root=root, progress=False)
+    cold = book.read_stamp(out)
+    assert cold["runs_trained"] == 2 and cold["runs_loaded"] == 0
+    assert cold["cold_wall_time_s"] == cold["wall_time_s"]
+    (root / "how.txt").write_text("loaded")
+    warm = book.read_stamp(book.execute_chapter("tiny", "cpu", root=root, progress=False))
+    assert warm["runs_trained"] == 0 and warm["runs_loaded"] == 2
+    assert warm["cold_wall_time_s"] == cold["cold_wall_time_s"]  # the cold time is reported
+    # At another scale the old cold time says nothing.
+    other = book.read_stamp(book.execute_chapter("tiny", "smoke", root=root, progress=False))
+    assert "cold_wall_time_s" not in other
+
+
 def test_failed_chapter_keeps_the_published_one(tmp_path, monkeypatch):
     root = _root(tmp_path, CHAPTER + "\n# %%\nraise RuntimeError('boom')\n")
     published = book.published_path(root, "tiny")
@@ -183,30 +209,36 @@ def test_scorecard_from_fake_executed_notebooks(tmp_path):
     root = _root(tmp_path)
     (root / "notebooks" / "other.py").write_text("# changed since")
     led = Ledger("tiny", "cpu")
-    led.add("claim A", 2.0, "Result 1", 1.96, "reproduced")
-    led.add("claim B", 1.3, "Result 5", 1.0, "not at this scale", "needs 100 exposures")
+    led.score("claim A", 2.0, "Result 1", AtLeast(1.8, 1.0), Num(1.96))
+    led.score("claim B <bos>", 1.3, "Result 5", WithinFactor(1.1, 1.6), Num(0.8), note="needs 100")
+    led.score("our remedy", "works", "R9", AtLeast(0.8, 0.4), Acc(73, 100), demo=True)
     _fake_executed(
         root,
         "tiny",
         led,
         {
             "scale": "cpu",
-            "wall_time_s": 600.0,
+            "wall_time_s": 20.0,
+            "cold_wall_time_s": 600.0,
+            "runs_loaded": 6,
             "source_sha256": _sha(root / "notebooks" / "tiny.py"),
         },
     )
     other = Ledger("other", "smoke")
-    other.add("claim C", "yes", "Result 2", "no", "contradicted")
+    other.score("claim C", "yes", "Result 2", AtMost(0.05, 0.2), Acc(50, 100))
     _fake_executed(root, "other", other, {"scale": "smoke", "source_sha256": "0" * 64})
 
     md = book.scorecard_markdown(root)
     lines = md.splitlines()
     assert lines[0] == "# Scorecard"
-    assert "| {doc}`parts/other` | `smoke` | 0 | 0 | 0 | 1 |" in lines
-    assert "| {doc}`parts/tiny` | `cpu` | 1 | 0 | 1 | 0 |" in lines
+    assert "| {doc}`parts/other` | `smoke` | 0 | 0 | 0 | 1 | 1 | 0 |" in lines
+    assert "| {doc}`parts/tiny` | `cpu` | 1 | 0 | 0 | 1 | 2 | 1 |" in lines  # the demo apart
+    assert "| **total** | | **1** | **0** | **0** | **2** | **3** | 1 |" in lines
     assert "## Title of tiny" in lines
-    assert "| claim B | 1.3 | Result 5 | 1 | **not at this scale** | needs 100 exposures |" in lines
-    assert "in 10 min" in md
+    row = next(ln for ln in lines if ln.startswith("| claim B"))
+    assert "claim B &lt;bos>" in row and "ratio in [1.1, 1.6]" in row  # escaped, rule shown
+    assert "physlm-badge" in row and "contradicted" in row
+    assert "from a cold run cache in 10 min" in md and "6 cached runs, in 20 s" in md
     # Only the chapter whose source changed is flagged.
     flagged = [ln for ln in lines if "source has changed" in ln]
     assert len(flagged) == 1 and "parts/other" in flagged[0]
@@ -265,7 +297,7 @@ def test_real_book_builds_without_warnings(tmp_path):
     (root / "notebooks").mkdir()
     for missing in book.missing_toc_files(root):
         led = Ledger(Path(missing).name, "smoke")
-        led.add("stand-in claim", 1, "Result 1", 1, "reproduced")
+        led.score("stand-in claim", 1, "Result 1", AtLeast(1, 0.5), Num(1))
         (root / missing).parent.mkdir(parents=True, exist_ok=True)
         _fake_executed(root, Path(missing).name, led, {"scale": "smoke"})
     book.write_scorecard(root)
