@@ -15,6 +15,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	$(BIN)/python -m physlm assets > /dev/null
 	touch $(STAMP)
 
 # Execute every chapter at $(SCALE) with papermill, then build the HTML.

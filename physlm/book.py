@@ -138,6 +138,21 @@ def read_stamp(path: Path) -> dict[str, Any]:
     return dict(nb.metadata.get(STAMP_KEY, {}))
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _strip_widgets(nb: nbformat.NotebookNode) -> None:
+    """Drop live widget state: the published edition is static (each explorer has a static
+    stand-in), and widget state would make the rendered page load scripts from a CDN."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if data and WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                data.setdefault("text/plain", "(interactive widget: run the notebook to use it)")
+
+
 def _scrub_paths(nb: nbformat.NotebookNode, replacements: dict[str, str]) -> None:
     """Replace machine-specific absolute paths in text outputs and papermill metadata."""
 
@@ -259,6 +274,7 @@ def execute_chapter(
 
     out = nbformat.read(work, as_version=4)
     _scrub_paths(out, {str(root): ".", sys.prefix: "<python>"})
+    _strip_widgets(out)
     papermill_meta = out.metadata.get("papermill", {})
     papermill_meta["input_path"] = f"notebooks/{name}.py"
     papermill_meta["output_path"] = f"book/parts/{name}.ipynb"
@@ -476,6 +492,9 @@ def build_html(
     unlisted = unlisted_chapters(root)
     if unlisted:
         raise ValueError(f"add these executed chapters to _toc.yml: {', '.join(unlisted)}")
+    from physlm.assets import stage_mathjax
+
+    stage_mathjax(root)
     cmd = [*jupyter_book_command(), "build", str(root), "-W", "-n", "--keep-going"]
     if path_output is not None:
         cmd += ["--path-output", str(path_output)]

@@ -98,6 +98,13 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return _render(root)
 
 
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from physlm.assets import install_mathjax
+
+    print(install_mathjax())
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     return _render(book.repo_root())
 
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chapters", nargs="+", metavar="NAME", help="only these chapters")
     p.add_argument("--log-output", action="store_true", help="stream cell output to stderr")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("assets", help="install the pinned MathJax the book serves offline (npm)")
+    p.set_defaults(func=_cmd_assets)
 
     p = sub.add_parser("render", help="scorecard + HTML from the stored notebooks (no execution)")
     p.set_defaults(func=_cmd_render)

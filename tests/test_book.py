@@ -309,3 +309,24 @@ def test_real_book_builds_without_warnings(tmp_path):
     assert "stand-in claim" in html or not book.missing_toc_files(REPO)
     intro = (root / "_build" / "html" / "book" / "intro.html").read_text()
     assert "arXiv:2404.05405" in intro  # the bibliography rendered
+
+
+def test_widget_state_is_stripped_from_the_published_edition():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    view = {book.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "VBox()"}
+    bare = {book.WIDGET_VIEW: {"model_id": "y"}}
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "w",
+            outputs=[
+                nbformat.v4.new_output("display_data", data=view),
+                nbformat.v4.new_output("display_data", data=bare),
+            ],
+        )
+    )
+    book._strip_widgets(nb)
+    assert "widgets" not in nb.metadata
+    first, second = (o["data"] for o in nb.cells[0].outputs)
+    assert book.WIDGET_VIEW not in first and first["text/plain"] == "VBox()"
+    assert book.WIDGET_VIEW not in second and "run the notebook" in second["text/plain"]
