@@ -7,7 +7,7 @@ SCALE  ?= cpu
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lint chapter render bench clean-book
+.PHONY: book test lint chapter render bench clean-book browser
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ render: $(STAMP)
 
 # Lint, unit tests, smoke runs of every notebook, the book build, and nbval on the
 # published edition (which re-executes it at the scale it was published with).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval-lax book/parts -p no:cacheprovider
@@ -43,3 +43,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m physlm bench $(NAME)
+
+# Headless Chromium and its driver for the real-browser test of the rendered book (Debian's
+# packages; needs root or sudo once).
+browser:
+	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver > /dev/null; }

@@ -294,6 +294,7 @@ def test_real_book_builds_without_warnings(tmp_path):
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book")
+    shutil.copytree(REPO / "_static", root / "_static", ignore=shutil.ignore_patterns("mathjax"))
     (root / "notebooks").mkdir()
     for missing in book.missing_toc_files(root):
         led = Ledger(Path(missing).name, "smoke")
@@ -309,6 +310,10 @@ def test_real_book_builds_without_warnings(tmp_path):
     assert "stand-in claim" in html or not book.missing_toc_files(REPO)
     intro = (root / "_build" / "html" / "book" / "intro.html").read_text()
     assert "arXiv:2404.05405" in intro  # the bibliography rendered
+    # Math and styles are served by the book itself, not a CDN.
+    assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "_static/mathjax/tex-chtml.js" in intro and "cdn.jsdelivr" not in intro
+    assert "physlm.css" in intro
 
 
 def test_widget_state_is_stripped_from_the_published_edition():
