@@ -167,11 +167,17 @@ class Num:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "value": self.value,
-            "lo": self.lo,
-            "hi": self.hi,
+            "value": _json_float(self.value),
+            "lo": None if self.lo is None else _json_float(self.lo),
+            "hi": None if self.hi is None else _json_float(self.hi),
             "spread": self.spread,
         }
+
+
+def _json_float(x: float) -> float | str:
+    """JSON has no NaN or infinity: those are stored as their names."""
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
 
 
 Measure = Acc | Num
@@ -182,7 +188,13 @@ def measure_from_dict(d: Mapping[str, Any]) -> Measure:
     if kind == "acc":
         return Acc(int(d["k"]), int(d["n"]))
     if kind == "num":
-        return Num(float(d["value"]), d.get("lo"), d.get("hi"), d.get("spread", ""))
+        lo, hi = d.get("lo"), d.get("hi")
+        return Num(
+            float(d["value"]),
+            None if lo is None else float(lo),
+            None if hi is None else float(hi),
+            d.get("spread", ""),
+        )
     raise ValueError(f"measure kind must be 'acc' or 'num', got {kind!r}")
 
 

@@ -55,14 +55,14 @@ const anchors = [...document.querySelectorAll("[id]")].map((e) => e.id);
 const height = document.documentElement.scrollHeight;
 const code = [...document.querySelectorAll(".cell_input")].filter(visible)
   .reduce((s, e) => s + e.getBoundingClientRect().height, 0);
-const figures = document.querySelectorAll("main img, main svg:not(mjx-container svg)").length;
+const figures = document.querySelectorAll(".cell_output img, figure img").length;
 return {texLeft, brokenImages, clipped, errors, widgets, links, anchors, height, code, figures,
         mathjax: !!(window.MathJax && window.MathJax.startup)};
 """
 
 
 def _pages(html_root: Path) -> list[Path]:
-    skip = {"genindex.html", "search.html"}
+    skip = {"genindex.html", "search.html", "index.html"}  # index.html only redirects
     return sorted(
         p for p in html_root.rglob("*.html") if p.name not in skip and "_static" not in p.parts
     )

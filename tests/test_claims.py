@@ -347,3 +347,11 @@ def test_from_dict_rejects_unknown_format_fields_and_edited_verdicts():
     d["claims"][0]["colour"] = "red"
     with pytest.raises(ValueError, match="unknown claim fields"):
         Ledger.from_dict(d)
+
+
+def test_undefined_numbers_survive_strict_json():
+    led = Ledger("x", "smoke")
+    led.score("junk ratio", "20", "R10", WithinFactor(10, 40), ratio(Num(1.0), Num(0.0)))
+    text = json.dumps(led.to_dict(), allow_nan=False)  # what Jupyter's messages require
+    (row,) = Ledger.from_dict(json.loads(text)).claims
+    assert math.isnan(row.measures["ratio"].value) and row.verdict == NOT_HERE
