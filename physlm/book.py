@@ -138,6 +138,24 @@ def read_stamp(path: Path) -> dict[str, Any]:
     return dict(nb.metadata.get(STAMP_KEY, {}))
 
 
+READER_TAGS = ("show-input", "hide-input", "remove-input", "hide-cell", "remove-cell")
+"""Jupyter Book's display tags; a cell that carries one keeps it."""
+
+
+def _reader_tags(nb: nbformat.NotebookNode) -> None:
+    """Code is hidden by default on the rendered page (a toggle shows it): every code cell gets
+    ``hide-input`` unless its source asks otherwise (``show-input`` for a cell that teaches);
+    papermill's injected-parameters cell is removed from the page."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags:
+            tags.append("remove-cell")
+        elif not any(t in tags for t in READER_TAGS):
+            tags.append("hide-input")
+
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -275,6 +293,7 @@ def execute_chapter(
     out = nbformat.read(work, as_version=4)
     _scrub_paths(out, {str(root): ".", sys.prefix: "<python>"})
     _strip_widgets(out)
+    _reader_tags(out)
     papermill_meta = out.metadata.get("papermill", {})
     papermill_meta["input_path"] = f"notebooks/{name}.py"
     papermill_meta["output_path"] = f"book/parts/{name}.ipynb"

@@ -335,3 +335,24 @@ def test_widget_state_is_stripped_from_the_published_edition():
     first, second = (o["data"] for o in nb.cells[0].outputs)
     assert book.WIDGET_VIEW not in first and first["text/plain"] == "VBox()"
     assert book.WIDGET_VIEW not in second and "run the notebook" in second["text/plain"]
+
+
+def test_code_is_hidden_and_the_injected_cell_removed():
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("text"),
+            nbformat.v4.new_code_cell("scale = 'smoke'", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("scale = 'cpu'", metadata={"tags": ["injected-parameters"]}),
+            nbformat.v4.new_code_cell("train()"),
+            nbformat.v4.new_code_cell("make_data()", metadata={"tags": ["show-input"]}),
+        ]
+    )
+    book._reader_tags(nb)
+    tags = [c.metadata.get("tags") for c in nb.cells]
+    assert tags == [
+        None,
+        ["parameters", "hide-input"],
+        ["injected-parameters", "remove-cell"],
+        ["hide-input"],
+        ["show-input"],
+    ]
