@@ -41,6 +41,10 @@ def use_style() -> None:
             "legend.frameon": False,
         },
     )
+    if _in_notebook():  # inline figures at twice the pixels, sharp on high-density screens
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("retina")
 
 
 def figures_dir() -> Path:

@@ -1,7 +1,8 @@
 """The rendered book in a real browser (headless Chromium, network cut off).
 
 Builds the book from the committed chapters, opens every page and fails on what a reader would
-see as broken: raw TeX (math not typeset), an image that does not load, a text output wider than
+see as broken: raw TeX (math not typeset), an image that does not load or is not sharp at 2x, a text output
+wider than
 its box, a broken internal link, an error or stderr output, a widget placeholder. One full-page
 screenshot per page and a report (page height, share of it taken by code) go to
 ``_build/screenshots/``.
@@ -40,6 +41,9 @@ for (let n = walker.nextNode(); n; n = walker.nextNode()) {
 }
 const brokenImages = [...document.images].filter((i) => !(i.complete && i.naturalWidth > 0))
   .map((i) => i.getAttribute("src"));
+const lowRes = [...document.querySelectorAll(".cell_output img")]
+  .filter((i) => visible(i) && i.naturalWidth > 0 && i.naturalWidth < 1.5 * i.clientWidth)
+  .map((i) => `${i.getAttribute("src")} ${i.naturalWidth}px shown at ${i.clientWidth}px`);
 const clipped = [...document.querySelectorAll(".cell_output, .cell_output *")]
   .filter((e) => visible(e) && ["auto", "scroll", "hidden"].includes(getComputedStyle(e).overflowX)
           && e.scrollWidth > e.clientWidth + 1)
@@ -56,7 +60,7 @@ const height = document.documentElement.scrollHeight;
 const code = [...document.querySelectorAll(".cell_input")].filter(visible)
   .reduce((s, e) => s + e.getBoundingClientRect().height, 0);
 const figures = document.querySelectorAll(".cell_output img, figure img").length;
-return {texLeft, brokenImages, clipped, errors, widgets, links, anchors, height, code, figures,
+return {texLeft, brokenImages, lowRes, clipped, errors, widgets, links, anchors, height, code, figures,
         mathjax: !!(window.MathJax && window.MathJax.startup)};
 """
 
@@ -154,6 +158,7 @@ def test_every_page_reads_cleanly_offline(built, driver):
         checks = {
             "raw TeX": found["texLeft"],
             "images that do not load": found["brokenImages"],
+            "figures not sharp on a high-density screen": found["lowRes"],
             "clipped text outputs": found["clipped"],
             "error or stderr outputs": found["errors"],
             "widget placeholders": found["widgets"],
