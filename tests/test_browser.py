@@ -1,11 +1,10 @@
 """The rendered book in a real browser (headless Chromium, network cut off).
 
 Builds the book from the committed chapters, opens every page and fails on what a reader would
-see as broken: raw TeX (math not typeset), an image that does not load or is not sharp at 2x, a text output
-wider than
-its box, a broken internal link, an error or stderr output, a widget placeholder. One full-page
-screenshot per page and a report (page height, share of it taken by code) go to
-``_build/screenshots/``.
+see as broken: raw TeX (math not typeset), an image that does not load or is not sharp at 2x,
+a text output wider than its box, a broken internal link, an error or stderr output, a widget
+placeholder. One full-page screenshot per page and a report (page height, share of it taken by
+code) go to ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -60,8 +59,8 @@ const height = document.documentElement.scrollHeight;
 const code = [...document.querySelectorAll(".cell_input")].filter(visible)
   .reduce((s, e) => s + e.getBoundingClientRect().height, 0);
 const figures = document.querySelectorAll(".cell_output img, figure img").length;
-return {texLeft, brokenImages, lowRes, clipped, errors, widgets, links, anchors, height, code, figures,
-        mathjax: !!(window.MathJax && window.MathJax.startup)};
+return {texLeft, brokenImages, lowRes, clipped, errors, widgets, links, anchors, height, code,
+        figures, mathjax: !!(window.MathJax && window.MathJax.startup)};
 """
 
 
