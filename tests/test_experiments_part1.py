@@ -111,8 +111,22 @@ def test_probe_and_attention_rows_cover_every_level_task_and_layer():
     _, test = E.train_test_split(20, 0.2, 2)
     ends = ev.draw.boundaries[test.numpy(), 1, :][ev.valid[test].numpy()]
     share = max(ends.mean(), 1 - ends.mean())
-    got = next(r for r in rows if r["level"] == 1 and r["task"] == "NT end")["majority"]
-    assert abs(got - share) < 1e-9
+    got = next(r for r in rows if r["level"] == 1 and r["task"] == "NT end")
+    assert abs(got["majority"] - share) < 1e-9
+    # n is the accuracy's sample size: every real token of the test sentences for NT ends, the
+    # level-l NT ends among them for the ancestor
+    assert got["n"] == int(ev.valid[test].sum()) == len(ends)
+    anc = next(r for r in rows if r["level"] == 1 and r["task"] == E.PROBE_TASKS[0])
+    assert anc["n"] == int(ends.sum())
     att = E.attention_to_ends(model, ev)
     assert {(r["level"], r["layer"]) for r in att} == {(lv, ly) for lv in levels for ly in (1, 2)}
     assert all(np.isfinite(r["end - other (best head)"]) for r in att)
+
+
+def test_repeats_counts_samples_that_repeat_an_earlier_one():
+    assert E.repeats([]) == 0
+    assert E.repeats([[1, 2], [2, 1], [3]]) == 0
+    assert E.repeats([[1, 2], [1, 2], [1, 2], [3]]) == 2
+    # a memorising sampler repeats itself; the grammar's own samples of a large language do not
+    draw = sample(GRAMMAR, 50, 4).sentences()
+    assert E.repeats(draw * 2) == len(draw) + E.repeats(draw)

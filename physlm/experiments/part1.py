@@ -177,7 +177,8 @@ def probe_parse(model: GPT, ev: EvalSet) -> list[dict]:
     For each NT level l below the root: the NT-ancestor symbol, read at the positions that end a
     level-l subtree (where the prefix has seen all of it), and the NT-end bit (is this token the
     last of its level-l subtree?) at every position. Probes are fitted on 80% of the sentences and
-    scored on the rest; the majority-class rate of the test labels is reported beside them.
+    scored on the rest; the majority-class rate of the test labels is reported beside them, and
+    `n`, the number of test positions scored (the accuracy's sample size).
     """
     grammar, draw, valid = ev.grammar, ev.draw, ev.valid
     states = hidden_states(model, ev.idx)  # {layer: [B, 1+T, d]}; token t sits at position t + 1
@@ -207,9 +208,19 @@ def probe_parse(model: GPT, ev: EvalSet) -> list[dict]:
                         "layer": layer + 1,
                         "accuracy": acc,
                         "majority": majority,
+                        "n": len(y_test),
                     }
                 )
     return rows
+
+
+def repeats(sentences: list[list[int]]) -> int:
+    """How many of `sentences` repeat an earlier one (len minus the number of distinct ones).
+
+    Part 1's diversity check in its simplest form: a sampler that memorised a few sentences
+    repeats itself often; the grammar's own samples set the rate to expect.
+    """
+    return len(sentences) - len({tuple(s) for s in sentences})
 
 
 def attention_to_ends(model: GPT, ev: EvalSet) -> list[dict]:
