@@ -24,6 +24,12 @@
 # This chapter runs those experiments at the scale it was executed with (see the parameters
 # below) and closes with a ledger of the paper's claims next to ours.
 
+# %% [markdown]
+# ## At a glance
+#
+# ```{glue} at_a_glance
+# ```
+
 # %% tags=["parameters"]
 scale = "cpu"
 seed = 0
@@ -38,14 +44,26 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from physlm.claims import NOT_HERE, Ledger, factor_verdict, threshold_verdict
+from physlm.claims import (
+    AtLeast,
+    AtMost,
+    Ledger,
+    Num,
+    Requires,
+    WithinFactor,
+    close_chapter,
+    ratio,
+)
 from physlm.data.bios import BioSStream
 from physlm.experiments.part3_3 import (
+    OVERFILL,
     Setting,
     chapter_settings,
+    frequency_bits,
     make_data,
     prefetch,
     quantized_bits,
+    renderings,
     run_setting,
 )
 from physlm.measure.capacity import BIOS_N0
@@ -78,16 +96,14 @@ print(
 # headquarters is the work city) and a pronoun. A biography states the six facts in six
 # sentences; every exposure draws a fresh template for each sentence (about 50 per attribute)
 # and a fresh sentence order. Our pools and templates are generated and written here. One person,
-# rendered twice:
+# and the first two biographies of that person in the training stream:
 
 # %%
-bios = BioSStream(n_people=1000, exposures=1, batch_size=1, seq_len=512, seed=seed)
-facts = bios.facts(0)
-display(pd.DataFrame([facts]).T.rename(columns={0: "person 0"}))
-for step in range(2):
-    row = bios.batch(step)["x"][0]
-    text = bios.vocab.decode([t for t in row.tolist() if t != bios.vocab.pad_id])
-    print(text[:400], "...\n" if len(text) > 400 else "\n")
+bios = BioSStream(n_people=1000, exposures=2, batch_size=1, seq_len=512, seed=seed)
+display(pd.DataFrame([bios.facts(0)]).T.rename(columns={0: "person 0"}))
+for i, bio in enumerate(renderings(bios, person=0, count=2)):
+    text = bios.vocab.decode(bio)
+    print(f"exposure {i + 1}: {text}\n")
 
 # %% [markdown]
 # The information in the data is exact. With N0 = 400 x 400 x 1000 possible names and S0 the
@@ -113,7 +129,9 @@ print(
 # with $p_1$, $p_2$ the per-person summed cross-entropies (nats) on name and value tokens, $p_3$
 # the loss on chunk tokens past their identifying prefix, and $P$ the parameters without unused
 # embedding rows (Part 3.3 Thm. 3.2, Def. 4.3). A perfect model scores the data's own bits; a
-# model that guesses scores about zero.
+# model that guesses uniformly scores zero; a model that knows no individual but has learned how
+# often each name part and value occurs scores a little above zero (the *frequency floor*,
+# computed below for each run where it matters).
 
 # %%
 sweep_data = make_data(plan, Setting(plan.shapes[0], plan.sweeps[0][1], plan.sweeps[0][0]), seed)
@@ -135,6 +153,11 @@ print(sweep_data.vocab.decode([t for t in example.tolist() if t != sweep_data.vo
 # scale the peak rate as 1/sqrt(width). An exposure is one appearance of a person's biography; a
 # run lasts exactly as many steps as give every person the stated number of exposures. All runs
 # go through the run cache, so re-executing this chapter loads them.
+#
+# A capacity can only be read off a model that its data **overfills**: we call a model
+# overfilled when its data holds more than 2.3 bits per parameter (the paper's ceiling). A
+# model whose data holds less stores at most its data, so its bits/param measure the data, not
+# the model, and cannot reach or exceed the paper's numbers.
 
 # %%
 print(
@@ -163,6 +186,7 @@ print(
 
 # %%
 low_e = min(plan.exposures)
+hi_e = max(plan.exposures)
 mlp_shape = plan.shapes[plan.mlp_shape]
 je = plan.junk_exposures
 runs = chapter_settings(plan)
@@ -175,11 +199,11 @@ print(
 )
 
 # %% [markdown]
-# ## Result 1: bits per parameter across model sizes
+# ## Does every size store about 2 bits per parameter?
 #
 # We train each model of the sweep on the same N people at each exposure count and measure the
 # bits it stores. The paper's law: at 1000 exposures every size reaches about 2 bits/param and
-# none exceeds 2.3; at 100 exposures about 1.
+# none exceeds 2.3; at 100 exposures about 1. Only the overfilled models can test it.
 
 # %%
 sweep = {(s.shape, s.exposures): run_setting(plan, s, seed) for s in runs["sweep"]}
@@ -195,12 +219,26 @@ print(
             "max bits",
             "bits/param",
             "max bits/param",
+            "overfilled",
             "steps",
         ]
     ]
     .round(3)
     .to_string(index=False)
 )
+
+
+def at(e: int) -> list:
+    return [o for (_, x), o in sweep.items() if x == e]
+
+
+for e in plan.exposures:
+    over = [o for o in at(e) if o.overfilled]
+    print(
+        f"{e} exposures: {len(over)} of {len(at(e))} sizes overfilled (data > {OVERFILL} "
+        f"bits/param)"
+        + (f"; their bits/param: {[round(o.ratio, 2) for o in over]}" if over else "")
+    )
 
 # %% mystnb={"figure": {"caption": "Bits stored against parameters for the size sweep, with the 2, 1 and 0.5 bits/param reference lines.", "name": "fig-part3-3-bits"}}
 fig = bits_vs_params(
@@ -214,39 +252,40 @@ fig = bits_vs_params(
 _ = savefig(fig, "part3_3_bits_vs_params")
 
 # %% [markdown]
-# ## Result 2: the gated MLP stores less at 100 exposures
+# ## Does the gated MLP store less?
 #
 # LLaMA and Mistral differ from GPT-2 mainly by the gated (SwiGLU) MLP; the paper finds them
 # about 1.3x worse at 100 exposures and traces it to that MLP. We swap only the MLP, keeping
 # parameters nearly equal (hidden width 8d/3 instead of 4d), and repeat the pair on independent
 # draws of people and initialisation, since at this size single runs at 100 exposures vary a lot.
+# The ratio is judged with its spread over the replica pairs: a spread that holds 1 is no effect.
 
 # %%
 mlp_runs = [run_setting(plan, s, seed) for s in runs["mlp"]]
 mlp_rows = pd.DataFrame([o.row(replica=o.setting.replica) for o in mlp_runs])
 print(
-    mlp_rows[["model", "mlp", "replica", "params", "bits", "bits/param"]]
+    mlp_rows[["model", "mlp", "replica", "params", "bits", "bits/param", "max bits/param"]]
     .round(3)
     .to_string(index=False)
 )
-gelu_bits = [o.bits for o in mlp_runs if o.setting.mlp == "gelu"]
-gated_bits = [o.bits for o in mlp_runs if o.setting.mlp == "gated"]
-pair_ratios = [times(a, b) for a, b in zip(gelu_bits, gated_bits, strict=True)]
-mlp_ratio = times(sum(gelu_bits), sum(gated_bits))
-mlp_level = max(o.ratio for o in mlp_runs)
+gelu_runs = [o for o in mlp_runs if o.setting.mlp == "gelu"]
+gated_runs = [o for o in mlp_runs if o.setting.mlp == "gated"]
+pair_ratios = [times(a.bits, b.bits) for a, b in zip(gelu_runs, gated_runs, strict=True)]
+mlp_ratio = times(sum(o.bits for o in gelu_runs), sum(o.bits for o in gated_runs))
+gelu_share = sum(o.share for o in gelu_runs) / len(gelu_runs)
 print(
     f"GELU / gated stored bits, per replica: {[round(r, 2) for r in pair_ratios]}; "
-    f"pooled: {mlp_ratio:.2f}"
+    f"pooled: {mlp_ratio:.2f}; GELU models store {gelu_share:.1%} of their data on average"
 )
 
 # %% [markdown]
-# ## Result 3: quantization
+# ## Does int8 keep the stored bits, and int4 lose them?
 #
 # The paper quantizes trained models with GPTQ: int8 loses nothing even at 2 bits/param, int4
 # falls to about 0.7 bits/param. We quantize the linear layers of the sweep model that stores the
-# most bits (GPTQ, per-channel, calibrated on its training batches; embeddings stay in float as
-# in auto_gptq) and measure again. The parameter count P is unchanged: the question is how many
-# bits the same weights still hold.
+# most bits per parameter (GPTQ, per-channel, calibrated on its training batches; embeddings
+# stay in float as in auto_gptq) and measure again. The parameter count P is unchanged: the
+# question is how many bits the same weights still hold.
 
 # %%
 best = max(sweep.values(), key=lambda o: o.ratio)
@@ -259,17 +298,22 @@ for qbits in (8, 4):
 quant = pd.DataFrame(quant_rows)
 print(f"model {best.setting.shape.label()} at {best.setting.exposures} exposures")
 print(quant.round(3).to_string(index=False))
-int8_kept = times(quant_rows[1]["bits"], best.bits)
-int4_kept = times(quant_rows[2]["bits"], best.bits)
+int8_bits, int4_bits = quant_rows[1]["bits"], quant_rows[2]["bits"]
+int8_lost = 1 - int8_bits / best.bits if best.bits > 0 else float("nan")
+int4_loss = times(best.bits, int4_bits)
+print(f"int8 loses {int8_lost:.1%} of the bits; int4 stores {int4_loss:.1f}x fewer")
 
 # %% [markdown]
-# ## Result 4: junk data, and a domain token
+# ## Does junk data cost capacity, and does a domain token win it back?
 #
 # When 7/8 of the training tokens are junk (biographies of ever-new random people, each seen
-# once) the useful 1/8 is learned far worse: about 20x less capacity at 100 exposures in the
-# paper. Prefixing every useful biography with a special domain token (like a website name)
-# cuts the loss to about 2x. We keep 100 exposures of the useful people and add the junk on top
-# (so the junk runs take 8x the steps).
+# once) the paper finds the useful 1/8 learned far worse: about 20x less capacity at 100
+# exposures. Prefixing every useful biography with a special domain token (like a website name)
+# cuts the loss to about 2x. We keep the exposures of the useful people and add the junk on top.
+# The domain token makes each useful biography one token longer, so all three runs pack as many
+# biographies per row as the domain-token run fits: the junk and domain-token runs then train the
+# same number of optimizer steps. A stored amount at or below the frequency floor of the useful
+# people is no evidence of memorisation, and a ratio over it says nothing.
 
 # %%
 clean, junk, domain = (run_setting(plan, s, seed) for s in runs["junk"])
@@ -279,9 +323,24 @@ print(
     .round(3)
     .to_string(index=False)
 )
+floor = frequency_bits(clean.data)
 junk_loss = times(clean.bits, junk.bits)
 domain_loss = times(clean.bits, domain.bits)
-print(f"capacity lost to junk: {junk_loss:.1f}x; with the domain token: {domain_loss:.1f}x")
+junk_loss_bound = times(clean.bits, max(junk.bits, floor))  # at least this, when junk <= floor
+print(
+    f"biographies per row: {[o.data.bios_per_row for o in (clean, junk, domain)]}; the junk runs "
+    f"take {junk.data.steps / clean.data.steps:.1f}x the clean run's steps "
+    f"(junk {junk.data.steps}, domain token {domain.data.steps})"
+)
+print(
+    f"the clean model stores {clean.share:.1%} of its data's {clean.max_bits:.0f} bits; "
+    f"frequency floor of the useful people: {floor:.0f} bits"
+)
+print(
+    f"capacity lost to junk: {junk_loss:.1f}x"
+    + (" (the junk run stores no more than the floor)" if junk.bits <= floor else "")
+    + f"; with the domain token: {domain_loss:.1f}x"
+)
 
 # %% [markdown]
 # ## Where this edition departs from the paper
@@ -291,10 +350,12 @@ print(f"capacity lost to junk: {junk_loss:.1f}x; with the domain token: {domain_
 #   parameters instead of millions, so that a sweep trains on two CPU cores in minutes. The
 #   paper's runs last at least 50K optimizer steps; ours last a few thousand to a few tens of
 #   thousands. The `gpu` and `paper` presets use bioS and GPT2-l-h shapes from the paper's
-#   appendix.
+#   appendix. The sweep's overfilling, printed above, decides which capacity claims this scale
+#   can test.
 # - **Packing.** Rows hold a fixed number of whole biographies (padded), not a random
 #   concatenation cut into 512-token windows; this keeps every step's data a pure function of
-#   the step (exact resume) and every exposure count exact.
+#   the step (exact resume) and every exposure count exact. The three runs of the junk
+#   experiment share one packing (that of the domain-token run).
 # - **Quantization.** Our own GPTQ on the linear layers (per output channel, asymmetric), not
 #   auto_gptq; embeddings and the tied output layer stay in float, as auto_gptq leaves them.
 # - **Junk.** Junk biographies are drawn fresh every time (the paper's bioS(N') with N' = 100M
@@ -302,9 +363,11 @@ print(f"capacity lost to junk: {junk_loss:.1f}x; with the domain token: {domain_
 #
 # ## Claims
 #
-# The paper's numbers are quoted from Part 3.3 (results as numbered there); ours come from the
-# runs above. A claim that needs more exposures, steps or overfilling than this scale affords is
-# marked `not at this scale`; the `gpu` and `paper` presets follow the paper's appendix.
+# The paper's numbers are quoted from Part 3.3 (results as numbered there; all but the abstract's
+# 2 bits/param and int8 claim via a secondary summary of the paper); ours come from the runs
+# above. Each row names its rule and its preconditions: a claim that needs overfilled models, or
+# a measurable amount of stored bits, that this scale does not give is marked `not at this
+# scale`; the `gpu` and `paper` presets follow the paper's appendix.
 
 # %%
 elapsed = time.perf_counter() - chapter_start
@@ -312,82 +375,180 @@ print(f"chapter wall time at scale {scale}: {elapsed:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-hi_e = max(plan.exposures)
-peak_hi = max(o.ratio for (_, e), o in sweep.items() if e == hi_e)
-peak_lo = max(o.ratio for (_, e), o in sweep.items() if e == low_e)
-overall_peak = max(o.ratio for o in sweep.values())
-# A factor between two runs is only evidence when the runs store a real share of what the
-# paper's models store at that exposure; below that, run-to-run variance decides it.
-stores = {"mlp": mlp_level >= 0.4, "quant": best.ratio >= 0.2, "junk": clean.ratio >= 0.1}
+SHARE = 0.1  # a "meaningful share": the model stores at least a tenth of its data's bits
+SECONDARY = " (via a secondary summary of the paper)"
+
+
+def worst_overfilled(e: int) -> tuple:
+    """The worst overfilled size at `e` exposures (the worst of all sizes when none is)."""
+    over = [o for o in at(e) if o.overfilled]
+    return min(over or at(e), key=lambda o: o.ratio), len(over), len(at(e))
+
+
+def overfill_note(n_over: int, n_all: int) -> str:
+    if n_over:
+        return f"worst of {n_over} overfilled sizes (of {n_all})"
+    return f"no size of {n_all} overfilled: worst of all shown"
+
+
 ledger = Ledger("part3_3_capacity", scale)
-ledger.add(
-    f"{hi_e} exposures: about 2 bits/param for every size (R1-R3)",
+w_hi, n_over_hi, n_hi = worst_overfilled(hi_e)
+# "about 2 for every size": 90% of the paper's value reproduced, half of it partly, on the
+# worst overfilled size; a law across sizes needs at least two sizes that the data overfills
+ledger.score(
+    f"{hi_e} exposures: about 2 bits/param for every size",
     "2",
-    "Part 3.3, R1",
-    peak_hi,
-    threshold_verdict(peak_hi, 1.8, 1.0),
-    "best model of the sweep"
-    + ("" if scale in ("gpu", "paper") else "; `gpu` scale runs the paper's sizes"),
+    "Part 3.3, abstract and Results 1-3",
+    AtLeast(1.8, 1.0),
+    Num(w_hi.ratio),
+    requires=[
+        Requires(
+            f"at least two sizes overfilled at {hi_e} exposures (data > {OVERFILL} bits/param)",
+            n_over_hi >= 2,
+        )
+    ],
+    note=overfill_note(n_over_hi, n_hi),
 )
-ledger.add(
-    "no model exceeds 2.3 bits/param (R1)",
+top_hi = max(at(hi_e), key=lambda o: o.ratio)
+# the ceiling: at most 2.3 reproduced, up to 10% above it partly; only a model whose data holds
+# more than 2.3 bits/param could exceed it, so one must be overfilled at the saturating 1000
+# exposures (at 100 exposures the paper's models store about 1, far from any ceiling)
+ledger.score(
+    f"{hi_e} exposures: no model exceeds 2.3 bits/param",
     "2.3",
-    "Part 3.3, R1",
-    overall_peak,
-    "reproduced" if overall_peak <= 2.3 else "contradicted",
+    "Part 3.3, Result 1" + SECONDARY,
+    AtMost(2.3, 2.5),
+    Num(top_hi.ratio),
+    requires=[
+        Requires(
+            f"a model overfilled at {hi_e} exposures, so that it could exceed 2.3",
+            n_over_hi >= 1,
+        )
+    ],
+    note=f"highest of the {hi_e}-exposure sweep, {top_hi.setting.shape.label()}",
 )
-ledger.add(
-    f"{low_e} exposures: about 1 bit/param (R4)",
+w_lo, n_over_lo, n_lo = worst_overfilled(low_e)
+# "about 1": 90% of the paper's value reproduced, half of it partly, as for 2 bits/param
+ledger.score(
+    f"{low_e} exposures: about 1 bit/param for every size",
     "1",
-    "Part 3.3, R4",
-    peak_lo,
-    threshold_verdict(peak_lo, 0.85, 0.4),
-    "best model of the sweep"
-    + ("" if scale in ("gpu", "paper") else "; `gpu` scale runs the paper's sizes"),
+    "Part 3.3, Result 4" + SECONDARY,
+    AtLeast(0.9, 0.5),
+    Num(w_lo.ratio),
+    requires=[
+        Requires(
+            f"at least two sizes overfilled at {low_e} exposures (data > {OVERFILL} bits/param)",
+            n_over_lo >= 2,
+        )
+    ],
+    note=overfill_note(n_over_lo, n_lo),
 )
-ledger.add(
-    f"GELU MLP stores about 1.3x the bits of a gated MLP at {low_e} exposures (R7)",
+finite = all(math.isfinite(r) for r in pair_ratios)
+mlp_num = (
+    Num(
+        mlp_ratio,
+        min(pair_ratios),
+        max(pair_ratios),
+        spread=f"min-max over {len(pair_ratios)} replica pairs",
+    )
+    if finite and len(pair_ratios) > 1
+    else Num(mlp_ratio if finite else float("nan"))
+)
+# the paper's 1.3x within a factor of 1.2 either way; the spread over replica pairs must clear 1;
+# a capacity comparison needs overfilled models that store a meaningful share of their data
+ledger.score(
+    f"GELU MLP stores about 1.3x the bits of a gated MLP at {low_e} exposures",
     "1.3",
-    "Part 3.3, R7",
-    mlp_ratio,
-    factor_verdict(mlp_ratio, 1.1, 1.6, stores["mlp"]),
-    f"pooled over {len(pair_ratios)} pairs"
-    + ("" if stores["mlp"] else f"; models at {mlp_level:.1f} bits/param, too early to compare"),
+    "Part 3.3, Results 6-7" + SECONDARY,
+    WithinFactor(1.1, 1.6),
+    mlp_num,
+    requires=[
+        Requires(
+            f"the compared models are overfilled (data > {OVERFILL} bits/param)",
+            all(o.overfilled for o in mlp_runs),
+        ),
+        Requires(
+            f"the GELU models store at least {SHARE:.0%} of their data ({gelu_share:.1%})",
+            gelu_share >= SHARE,
+        ),
+    ],
+    note=f"pooled over {len(pair_ratios)} pairs: {[round(r, 2) for r in pair_ratios]}",
 )
-ledger.add(
-    "int8 quantization keeps the stored bits (R8)",
-    "1 (no loss)",
-    "Part 3.3, R8",
-    int8_kept,
-    threshold_verdict(int8_kept, 0.95, 0.8, stores["quant"]),
-    "fraction of bits kept",
+loaded = Requires(
+    f"the quantized model stores at least 1 bit/param, half the paper's 2 ({best.ratio:.2f})",
+    best.ratio >= 1.0,
 )
-ledger.add(
-    "int4 quantization loses more than half the bits (R8)",
-    "0.35 (0.7 of 2 bits/param)",
-    "Part 3.3, R8",
-    int4_kept,
-    factor_verdict(times(best.bits, quant_rows[2]["bits"]), 2.0, 10.0, stores["quant"]),
-    "fraction of bits kept",
+# "no loss": at most 5% of the bits lost reproduced, at most 20% partly, more contradicted
+ledger.score(
+    "int8 quantization keeps the stored bits",
+    "0 lost",
+    "Part 3.3, abstract and Result 8",
+    AtMost(0.05, 0.2),
+    Num(int8_lost),
+    requires=[loaded],
+    note="fraction of the float model's bits lost",
 )
-ledger.add(
-    f"7/8 junk data: about 20x fewer bits at {je} exposures (R10)",
+# the paper's loss is 2 / 0.7 = 2.9x: its "more than 2x" up to twice 2.9x reproduced; int4's
+# loss counts only where int8 (the positive control of the quantizer) keeps the bits
+ledger.score(
+    "int4 quantization loses more than half the bits",
+    "2.9x (2 -> 0.7 bits/param)",
+    "Part 3.3, Result 8" + SECONDARY,
+    WithinFactor(2.0, 5.7),
+    Num(int4_loss),
+    requires=[loaded, Requires("int8 loses at most 5% (the quantizer works)", int8_lost <= 0.05)],
+    note="float bits / int4 bits",
+)
+clean_ok = Requires(
+    f"the clean model stores at least {SHARE:.0%} of its data ({clean.share:.1%})",
+    clean.share >= SHARE,
+)
+# the paper's 20x within a factor of 2 either way (its own junk losses fall from 20x to 3x
+# between 100 and 300 exposures, so the factor is steep and a factor-2 tolerance is the finest a
+# single small run can claim); a ratio over a junk run at the frequency floor says nothing
+ledger.score(
+    f"7/8 junk data: about 20x fewer bits at {je} exposures",
     "20",
-    "Part 3.3, R10",
-    junk_loss,
-    factor_verdict(junk_loss, 5, 80, stores["junk"]),
+    "Part 3.3, Result 10" + SECONDARY,
+    WithinFactor(10, 40),
+    ratio(Num(clean.bits), Num(junk.bits)),
+    requires=[
+        clean_ok,
+        Requires(
+            f"the junk run stores more than the frequency floor ({junk.bits:.0f} vs "
+            f"{floor:.0f} bits)",
+            junk.bits > floor,
+        ),
+    ],
+    note="clean bits / junk bits",
 )
-ledger.add(
-    "a domain token cuts the junk loss to about 2x (R12)",
+# the paper's 2x within a factor of 2 either way; a cut needs a junk loss to cut (more than the
+# band's 4x, bounded below by the floor when the junk run stores nothing measurable) and a
+# domain-token run above the floor
+ledger.score(
+    "a domain token cuts the junk loss to about 2x",
     "2",
-    "Part 3.3, R12",
-    domain_loss,
-    NOT_HERE
-    if not stores["junk"] or math.isnan(domain_loss)
-    else "reproduced"
-    if domain_loss <= min(4.0, junk_loss / 2)
-    else "partly"
-    if domain_loss < junk_loss
-    else "contradicted",
+    "Part 3.3, Result 12" + SECONDARY,
+    WithinFactor(1.0, 4.0),
+    ratio(Num(clean.bits), Num(domain.bits)),
+    requires=[
+        clean_ok,
+        Requires(
+            f"junk costs more than 4x (at least {junk_loss_bound:.0f}x)",
+            junk_loss_bound > 4.0,
+        ),
+        Requires(
+            f"the domain-token run stores more than the frequency floor ({domain.bits:.0f} vs "
+            f"{floor:.0f} bits)",
+            domain.bits > floor,
+        ),
+    ],
+    note="clean bits / domain-token bits; equal steps for junk and domain-token runs",
 )
 ledger
+
+# %% [markdown]
+# ## What held at this scale
+
+# %%
+close_chapter(ledger)

@@ -1,9 +1,26 @@
 """Part 3.3 experiment helpers: a smoke setting trains, is cached, and is measured consistently."""
 
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
 import torch
 
-from physlm.experiments.part3_3 import Setting, make_data, prefetch, quantized_bits, run_setting
-from physlm.measure.capacity import measure_capacity
+from physlm.data.biod import BioDStream
+from physlm.data.bios import BioSStream
+from physlm.experiments.part3_3 import (
+    OVERFILL,
+    Setting,
+    chapter_settings,
+    frequency_bits,
+    make_data,
+    prefetch,
+    quantized_bits,
+    renderings,
+    run_setting,
+)
+from physlm.measure.capacity import biod_bits, biod_max_bits, bios_max_bits, measure_capacity
 from physlm.model import count_params
 from physlm.scales import part3_3
 
@@ -27,6 +44,9 @@ def test_setting_trains_caches_and_measures(tmp_path, monkeypatch):
     assert direct.bits == first.bits
     row = first.row(series="x")
     assert row["bits/param"] == first.bits / first.params and row["series"] == "x"
+    assert first.max_ratio == first.max_bits / first.params == row["max bits/param"]
+    assert row["overfilled"] == first.overfilled == (first.max_ratio > OVERFILL)
+    assert first.share == first.bits / first.max_bits
     # int8 keeps the stored bits of the float model to within a small fraction of the data's bits
     assert abs(quantized_bits(first, 8) - first.bits) < 0.05 * first.max_bits
 
@@ -65,3 +85,66 @@ def test_bios_path_of_the_gpu_preset_runs_end_to_end(tmp_path, monkeypatch):
     assert out.data.knowledge()["kind"] == "bioS"
     assert out.max_bits > 40 * 47  # log2 S0 = 47.6 bits of attributes per person, plus names
     assert out.params == count_params(out.run.model, out.data.used_token_ids())
+
+
+@pytest.mark.parametrize("scale", ["smoke", "cpu", "gpu"])
+def test_junk_and_domain_token_runs_train_equal_steps(scale):
+    """The domain token lengthens every useful biography; the three junk-experiment runs share
+    the domain-token run's packing, so junk and domain-token runs take the same steps."""
+    plan = part3_3(scale)
+    clean, junk, domain = chapter_settings(plan)["junk"]
+    assert domain.domain_token and not junk.domain_token and junk.junk_fraction != "0"
+    data = [make_data(plan, s) for s in (clean, junk, domain)]
+    assert len({d.bios_per_row for d in data}) == 1
+    assert data[1].steps == data[2].steps
+    useful = 1 - Fraction(plan.junk_fraction)  # "7/8": 1/8 of the rows are useful
+    assert data[1].steps == pytest.approx(data[0].steps / useful, rel=0.1)
+    natural = make_data(plan, Setting(clean.shape, clean.people, clean.exposures))
+    assert natural.bios_per_row >= data[0].bios_per_row  # the domain token never fits more
+
+
+def test_renderings_are_one_person_rendered_afresh():
+    s = BioSStream(n_people=50, exposures=2, batch_size=2, seq_len=512, seed=3)
+    name = s.facts(4)["name"]
+    bios = renderings(s, person=4, count=3)
+    texts = [s.vocab.decode(b) for b in bios]
+    assert len(texts) == 3 and all(t.startswith(name) for t in texts)
+    assert len(set(texts)) == 3  # fresh templates and sentence order at every exposure
+    assert s.vocab.eos_id not in sum(bios, [])
+    d = BioDStream(
+        n_people=30, n_attributes=4, chunks=1, diversity=32, chunk_len=1, chunk_vocab=32,
+        exposures=3, batch_size=2, seq_len=64, seed=1, name_pools=(20, 20, 20),
+        domain_token=True,
+    )  # fmt: skip
+    for b in renderings(d, person=7, count=3):
+        toks = [int(d.name_tok[p][d.names[7, p]]) for p in range(3)]
+        assert b[0] == d.vocab.dom_id and b[1:4] == toks
+    with pytest.raises(ValueError, match="fewer than"):
+        renderings(d, person=7, count=5, max_steps=3)
+
+
+def _entropy_nats(values, size):
+    counts = np.bincount(np.asarray(values).ravel(), minlength=size)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def test_frequency_bits_is_the_capacity_of_a_model_that_knows_only_frequencies():
+    """With T^L = D (chunk strings carry no bits) the frequency model's losses, put through the
+    capacity formula, give exactly frequency_bits; it is a small share of the data's bits."""
+    n, k, d = 200, 4, 32
+    s = BioDStream(
+        n_people=n, n_attributes=k, chunks=1, diversity=d, chunk_len=1, chunk_vocab=d,
+        exposures=1, batch_size=2, seq_len=64, seed=2, name_pools=(20, 20, 20),
+    )  # fmt: skip
+    p1 = sum(_entropy_nats(s.names[:, i], 20) for i in range(3))
+    p2 = sum(_entropy_nats(s.values[:, a, 0], d) for a in range(k)) / k
+    direct = biod_bits(n, k, 1, d, 1, d, p1, p2, 0.0, math.log2(20**3))
+    assert frequency_bits(s) == pytest.approx(direct, rel=1e-9)
+    top = biod_max_bits(n, k, 1, d, 1, d, math.log2(20**3))
+    assert 0 < frequency_bits(s) < 0.05 * top
+    # about (m - 1) / (2 ln 2) bits per column: 3 name pools of 20 and K value columns of D
+    expected = (3 * 19 + k * (d - 1)) / (2 * math.log(2))
+    assert frequency_bits(s) == pytest.approx(expected, rel=0.5)
+    b = BioSStream(n_people=300, exposures=1, batch_size=1, seq_len=512, seed=0)
+    assert 0 < frequency_bits(b) < 0.2 * bios_max_bits(300)

@@ -7,13 +7,28 @@ calls to make and how to show them.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from physlm.data.biod import BioDStream
 from physlm.data.bios import BioSStream
+from physlm.data.bios_pools import (
+    DAYS,
+    MONTHS,
+    N_CITIES,
+    N_EMPLOYERS,
+    N_FIRST,
+    N_LAST,
+    N_MAJORS,
+    N_MIDDLE,
+    N_UNIVERSITIES,
+    PRONOUNS,
+    YEARS,
+)
 from physlm.experiments.workers import run_in_workers
 from physlm.measure.capacity import measure_capacity
 from physlm.measure.quantize import quantize_model
@@ -21,6 +36,11 @@ from physlm.model import count_params
 from physlm.runs import Run, get_or_train
 from physlm.scales import CapacityScale, Shape
 from physlm.train import TrainConfig
+
+OVERFILL = 2.3
+"""Bits per parameter above which the data overfills a model: the paper's ceiling (Part 3.3,
+Result 1: no model stores more than 2.3 bits/param), so a model whose data holds more cannot
+store it all and its measured ratio is its capacity, not the size of its data."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +54,7 @@ class Setting:
     junk_fraction: str = "0"
     domain_token: bool = False
     replica: int = 0  # an independent repeat: other people, other initialisation
+    bios_per_row: int | None = None  # None: as many biographies as fit a row
 
     def seed(self, base: int) -> int:
         return base + 1000 * self.replica
@@ -49,6 +70,7 @@ def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | Bi
         seed=s.seed(seed),
         junk_fraction=s.junk_fraction,
         domain_token=s.domain_token,
+        bios_per_row=s.bios_per_row,
     )
     if plan.data == "biod":
         return BioDStream(**plan.biod, **common)
@@ -82,6 +104,21 @@ class Outcome:
     def ratio(self) -> float:
         return self.bits / self.params
 
+    @property
+    def max_ratio(self) -> float:
+        """Bits per parameter that the data holds (R_max)."""
+        return self.max_bits / self.params
+
+    @property
+    def overfilled(self) -> bool:
+        """The data holds more than `OVERFILL` bits per parameter of this model."""
+        return self.max_ratio > OVERFILL
+
+    @property
+    def share(self) -> float:
+        """Share of the data's bits that the model stores."""
+        return self.bits / self.max_bits
+
     def row(self, **extra) -> dict:
         """A flat record for tables and plots."""
         s = self.setting
@@ -96,7 +133,8 @@ class Outcome:
             "bits": self.bits,
             "max bits": self.max_bits,
             "bits/param": self.ratio,
-            "max bits/param": self.max_bits / self.params,
+            "max bits/param": self.max_ratio,
+            "overfilled": self.overfilled,
             "steps": self.run.metrics[-1]["step"],
             "cached": self.run.cached,
             **extra,
@@ -142,11 +180,17 @@ def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
 
     The MLP comparison is repeated `plan.mlp_replicas` times: at 100 exposures small models sit
     near the onset of memorisation, where single runs differ by several times.
+
+    The three junk-experiment runs pack as many biographies per row as the domain-token run
+    fits (its <dom> token makes each biography one token longer), so that the junk and the
+    domain-token runs train the same number of optimizer steps on the same layout of rows.
     """
     low_e = min(plan.exposures)
     low_n = dict(plan.sweeps)[low_e]
     shape = plan.shapes[plan.mlp_shape]
     jn, je, jf = plan.junk_useful_people, plan.junk_exposures, plan.junk_fraction
+    domain = Setting(shape, jn, je, junk_fraction=jf, domain_token=True)
+    per_row = make_data(plan, domain).bios_per_row
     return {
         "sweep": [Setting(sh, n, e) for e, n in plan.sweeps for sh in plan.shapes],
         "mlp": [
@@ -155,9 +199,9 @@ def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
             for mlp in ("gelu", "gated")
         ],
         "junk": [
-            Setting(shape, jn, je),
-            Setting(shape, jn, je, junk_fraction=jf),
-            Setting(shape, jn, je, junk_fraction=jf, domain_token=True),
+            Setting(shape, jn, je, bios_per_row=per_row),
+            Setting(shape, jn, je, junk_fraction=jf, bios_per_row=per_row),
+            domain,
         ],
     }
 
@@ -192,3 +236,60 @@ def quantized_bits(
     with torch.no_grad():
         q = quantize_model(outcome.run.model, bits, calib, method=method)
     return measure_capacity(q, outcome.data, outcome.params).bits
+
+
+def frequency_bits(data: BioDStream | BioSStream) -> float:
+    """Bits scored by a model that knows no individual: it predicts every name part and every
+    value from how often each occurs among the N people, and nothing else.
+
+    With N people over a pool of m values, the empirical frequencies differ from uniform by about
+    (m - 1) / (2 ln 2) bits in total, so such a model scores a few percent of a small dataset's
+    bits. A stored amount at or below this is no evidence that anyone was memorised.
+    """
+
+    def column(values: np.ndarray, size: int) -> float:
+        counts = np.bincount(np.asarray(values, dtype=np.int64).ravel(), minlength=size)
+        p = counts[counts > 0] / counts.sum()
+        return float(counts.sum() * (math.log2(size) + (p * np.log2(p)).sum()))
+
+    if isinstance(data, BioDStream):
+        c = data.config
+        total = sum(column(data.names[:, i], s) for i, s in enumerate(c.name_pools))
+        for k in range(c.n_attributes):
+            for j in range(c.chunks):
+                total += column(data.values[:, k, j], c.diversity)
+        return total
+    sizes = dict(
+        first=N_FIRST, middle=N_MIDDLE, last=N_LAST, pronoun=len(PRONOUNS), month=len(MONTHS),
+        day=len(DAYS), year=len(YEARS), birth_city=N_CITIES, university=N_UNIVERSITIES,
+        major=N_MAJORS, employer=N_EMPLOYERS,
+    )  # fmt: skip
+    return sum(column(getattr(data.people, f), s) for f, s in sizes.items())
+
+
+def renderings(
+    data: BioDStream | BioSStream, person: int, count: int = 2, max_steps: int = 1_000_000
+) -> list[list[int]]:
+    """Token ids of the first `count` training biographies of `person` (without separators),
+    read from the stream's own batches: every exposure is a fresh rendering."""
+    out: list[list[int]] = []
+    eos = data.vocab.eos_id
+    for step in range(max_steps):
+        useful, who = data.plan(step)
+        hits = [(r, j) for r, j in zip(*np.nonzero(who == person), strict=True) if useful[r]]
+        if not hits:
+            continue
+        b = data.batch(step)
+        for r, j in hits:
+            row = torch.cat([b["x"][r], b["y"][r][-1:]]).tolist()
+            bios, cur = [], []
+            for t in row[1:]:  # rows open with a separator
+                if t == eos:
+                    bios.append(cur)
+                    cur = []
+                else:
+                    cur.append(t)
+            out.append(bios[j])
+            if len(out) == count:
+                return out
+    raise ValueError(f"person {person} has fewer than {count} biographies in {max_steps} steps")
