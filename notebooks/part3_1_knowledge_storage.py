@@ -20,11 +20,18 @@
 # in one way, the model keeps each fact tied to the words just before it, and fine-tuning on
 # questions cannot teach it to extract the facts of people whose questions it never saw.
 # Writing the biographies several ways (*knowledge augmentation*) makes the model store each
-# fact with the person's name, and then extraction generalises. Linear probes show where the
-# facts sit, and augmenting only some people ("celebrities") already helps the others.
+# fact with the person's name, and then extraction generalises. In the paper, linear probes
+# show where the facts sit, and augmenting only some people ("celebrities") already helps the
+# others.
 #
 # This chapter runs those experiments at the scale below and closes with a ledger of the
 # paper's claims next to ours.
+
+# %% [markdown]
+# ## At a glance
+#
+# ```{glue} at_a_glance
+# ```
 
 # %% tags=["parameters"]
 scale = "cpu"
@@ -39,10 +46,24 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from physlm.claims import NOT_HERE, Ledger, threshold_verdict
+from physlm.claims import (
+    Z95,
+    Acc,
+    AtLeast,
+    AtMost,
+    EffectOverControl,
+    Ledger,
+    Num,
+    Ordering,
+    Requires,
+    close_chapter,
+    compare,
+)
 from physlm.data.bios import ATTRIBUTES
 from physlm.data.bios_qa import QA_ATTRIBUTES, p31_items, qa_vocab
 from physlm.experiments import part3_1 as p31
+from physlm.measure.knowledge_probes import first_token_labels, fit_token_probe
+from physlm.measure.probes import train_test_split
 from physlm.model import GPT, count_params
 from physlm.plots import savefig, use_style
 
@@ -117,7 +138,9 @@ print(
 #   from scratch, each row all biography or all questions.
 # - **celebrities** (Sec. 7): augmented celebrities pretrained beside an unaugmented minority.
 #
-# Jobs run in worker processes through the run cache; a re-execution loads them.
+# Jobs run in worker processes through the run cache; a re-execution loads them. Every QA
+# accuracy below is over the P_test people's questions, six per person, and a difference
+# between two of them counts only outside the noise of that many questions.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -144,9 +167,9 @@ display(
 # reaches over 99% first-token accuracy on attribute values). The table gives the next-token
 # accuracy on every value token of every person's biography.
 #
-# ## Mixed training extracts
+# ## Does mixed training extract?
 #
-# Part 3.1 Result 1: with the biographies of everyone and the questions of P_train in one
+# The paper's Result 1: with the biographies of everyone and the questions of P_train in one
 # training run, the model answers P_test's questions, 86.6% of them on bioS single.
 
 # %%
@@ -168,21 +191,23 @@ for v in plan.mixed_variants:
     r = results[f"mixed:{v}"]
     if r["train"]["mean"] >= 0.8 and r["test"]["mean"] < 0.5:
         print(
-            f"{v}: the P_train questions are answered, P_test's mostly not. With the questions "
-            f"of only {len(p_train)} people the model can learn those answers one by one "
-            "instead of learning to extract; the paper's P_train holds 50,000 people."
+            f"{v}: the P_train questions are answered, P_test's mostly not. A possible reason, "
+            f"not tested here: with the questions of only {len(p_train)} people the model can "
+            "learn those answers one by one instead of learning to extract; the paper's P_train "
+            "holds 50,000 people."
         )
 
 # %% [markdown]
-# ## Pretrain, then fine-tune: augmentation decides
+# ## Pretrain, then fine-tune: does augmentation decide extraction?
 #
-# Part 3.1 Results 2-3: after pretraining on bioS single, fine-tuning on P_train questions
+# The paper's Results 2-3: after pretraining on bioS single, fine-tuning on P_train questions
 # reaches P_train but not P_test (9.7% mean, Fig. 3), whatever the fine-tuning; full
-# fine-tuning memorises P_train's answers instead. Augmenting the biographies lifts P_test:
-# 4.4% (single+permute1, which hurts), 70% (single+permute5), 41% (multi5), 96.6%
-# (multi5+permute). Ours, after LoRA fine-tuning. (The model pretrained on multi5+permute here
-# is where the next chapter, {doc}`part3_2_knowledge_manipulation`, starts: it finds this very
-# run in the run cache.)
+# fine-tuning memorises P_train's answers instead. Augmenting the biographies lifts P_test to
+# 70% (single+permute5), 41% (multi5) and 96.6% (multi5+permute); one biography in a shuffled
+# order (single+permute1) gives 4.4%, below single. Ours, after LoRA fine-tuning, and for
+# `single` also after full fine-tuning. (The model pretrained on multi5+permute here is where
+# the next chapter, {doc}`part3_2_knowledge_manipulation`, starts: it finds this very run in
+# the run cache.)
 
 # %%
 PAPER_FT = {
@@ -212,14 +237,16 @@ per_attr = pd.DataFrame(
 print("LoRA P_test accuracy (%) per attribute:")
 display(per_attr)
 ft_mean = {v: r["lora"]["test"]["mean"] for v, r in variant_res.items()}
+qa_n = len(QA_ATTRIBUTES) * len(p_test)  # questions scored per P_test accuracy
+ft_acc = {v: Acc.of(m, qa_n) for v, m in ft_mean.items()}
 lo, hi = min(ft_mean, key=ft_mean.get), max(ft_mean, key=ft_mean.get)
 print(f"lowest P_test: {lo} ({pct(ft_mean[lo])}%), highest: {hi} ({pct(ft_mean[hi])}%)")
-weak = [v for v in ("single+permute5", "multi5") if v in ft_mean and ft_mean[v] < 0.2]
-if weak:
+if "single" in ft_acc:
+    above = [v for v in ft_acc if v != "single" and compare(ft_acc[v], ft_acc["single"]) > 0]
+    below = [v for v in ft_acc if v != "single" and compare(ft_acc[v], ft_acc["single"]) < 0]
     print(
-        f"{' and '.join(weak)} stay near single at this scale, where the paper finds 70% and "
-        f"41%: with {plan.people} people and a small model, only the strongest augmentation "
-        "changed how the facts are stored (the probes below agree)."
+        f"beyond the noise of {qa_n} questions: above single {above or 'none'}, "
+        f"below single {below or 'none'}"
     )
 
 # %% mystnb={"figure": {"caption": "QA accuracy on P_test after pretraining on each bioS variant and LoRA fine-tuning on P_train, next to the paper's numbers (Part 3.1 Fig. 3).", "name": "fig-part3-1-augmentation"}}
@@ -236,15 +263,17 @@ ax.legend()
 _ = savefig(fig, "part3_1_augmentation")
 
 # %% [markdown]
-# ## Where the facts are stored: P-probing
+# ## Where are the facts stored? P-probing
 #
-# Part 3.1 Result 4 (Fig. 5): feed a biography to the pretrained model and read its last layer
-# at six positions, the token just before each attribute's value in reading order. Position 1
-# is right after the name and its first template words. On bioS single an attribute is
-# readable only at its own position, where the model is about to write it; after
-# multi5+permute, every attribute is readable already at position 1: the model stored it with
-# the name. Each cell is the accuracy of a probe on people it was not fitted on (first-token
-# tasks; see the departures for the probe's head).
+# The paper's Result 4 (Fig. 5): feed a biography to the pretrained model and read its last
+# layer at six positions, the token just before each attribute's value in reading order.
+# Position 1 is right after the name and its first template words. The paper finds that on
+# bioS single an attribute is readable only at its own position, where the model is about to
+# write it, and that after multi5+permute every attribute is readable already at position 1:
+# the model stored it with the name. Each cell is the accuracy of a probe on people it was not
+# fitted on (first-token tasks; see the departures for the probe's head). The control is
+# chance: the best constant guess (the most common first token among the probe's training
+# people), scored on the same held-out people.
 
 # %% mystnb={"figure": {"caption": "P-probing accuracy on held-out people: attribute (rows) read at each of the six special positions in reading order (columns), one panel per pretraining variant.", "name": "fig-part3-1-p-probing"}}
 fig, axes = plt.subplots(1, len(plan.variants), figsize=(2.3 * len(plan.variants), 2.8),
@@ -276,6 +305,30 @@ def own_position(v: str) -> float:
     return float(np.mean([grid[a, a] for a in range(1, 6)]))
 
 
+# the probes' held-out people: the same split as `fit_token_probe` draws
+probe_people = np.arange(plan.people)
+probe_train, probe_test = train_test_split(
+    plan.people, fit_token_probe.__kwdefaults__["test_fraction"], plan.seed
+)
+
+
+# every variant draws the same people (same seed), so one chance level serves all of them
+assert np.array_equal(bios_aug.people.name_ids(), bios_single.people.name_ids())
+
+
+def chance(attributes) -> Acc:
+    """The best constant guess: the most common first token among the probe's training people,
+    scored on its held-out people (what a probe that ignores the model's state gets)."""
+    hits = 0
+    for a in attributes:
+        labels, cand = first_token_labels(bios_single, probe_people, a)
+        guess = torch.bincount(labels[probe_train], minlength=len(cand)).argmax()
+        hits += int((labels[probe_test] == guess).sum())
+    return Acc(hits, len(probe_test) * len(attributes))
+
+
+p_n = len(probe_test) * 5  # attributes 2-6, held-out people
+p_chance = chance(ATTRIBUTES[1:])
 probe_summary = pd.DataFrame(
     {
         v: {
@@ -286,13 +339,19 @@ probe_summary = pd.DataFrame(
     }
 ).T
 display(probe_summary)
+print(
+    f"chance (best constant guess), attributes 2-6: {pct(p_chance.value)}% over {p_n} "
+    f"held-out answers ({len(probe_test)} people)"
+)
 
 # %% [markdown]
-# ## Q-probing tracks extraction
+# ## Does Q-probing track extraction?
 #
-# Part 3.1 Result 5 (Fig. 7): feed the name alone and probe the state at its last token. If
+# The paper's Result 5 (Fig. 7): feed the name alone and probe the state at its last token. If
 # the attributes can be read from the name, the model stored them with the name, and the paper
-# finds this Q-probe accuracy closely following the QA accuracy that fine-tuning reaches.
+# finds this Q-probe accuracy closely following the QA accuracy that fine-tuning reaches. A
+# correlation says something only if the Q-probe reads something, so we first ask whether its
+# accuracy beats chance (the same constant guess as above, over all six attributes).
 
 # %% mystnb={"figure": {"caption": "Q-probe accuracy (name only) against LoRA fine-tuning P_test accuracy, one point per variant and attribute.", "name": "fig-part3-1-q-probing"}}
 q_points = [
@@ -317,22 +376,46 @@ ys_q = np.asarray([f for _, f, _ in q_points])
 q_corr = (
     float(np.corrcoef(xs_q, ys_q)[0, 1]) if xs_q.std() > 0 and ys_q.std() > 0 else float("nan")
 )
+q_n = len(probe_test) * len(ATTRIBUTES)  # held-out answers per Q-probe mean
+q_chance = chance(ATTRIBUTES)
+q_acc = {v: Acc.of(q, q_n) for v, q in q_mean.items()}
 display(
     pd.DataFrame(
         {"Q-probe mean (%)": {v: pct(q) for v, q in q_mean.items()},
          "LoRA P_test mean (%)": {v: pct(f) for v, f in ft_mean.items()}}
     )
 )
-print(f"correlation over variant x attribute points: {q_corr:.2f}")
+q_best = max(q_acc, key=lambda v: q_acc[v].value)
+print(
+    f"chance (best constant guess): {pct(q_chance.value)}% over {q_n} held-out answers; "
+    f"best Q-probe: {q_best} {pct(q_acc[q_best].value)}%, "
+    + ("beyond" if compare(q_acc[q_best], q_chance) > 0 else "not beyond")
+    + " the noise above chance"
+)
+
+
+def fisher_interval(r: float, points: int) -> tuple[float, float]:
+    """95% interval of a Pearson r over `points` points (Fisher z, the points taken as
+    independent, which points of one model are not quite)."""
+    z, se = np.arctanh(np.clip(r, -0.999999, 0.999999)), 1 / np.sqrt(points - 3)
+    return float(np.tanh(z - Z95 * se)), float(np.tanh(z + Z95 * se))
+
+
+if np.isfinite(q_corr) and len(q_points) > 3:
+    q_lo, q_hi = fisher_interval(q_corr, len(q_points))
+    print(
+        f"correlation over {len(q_points)} variant x attribute points: {q_corr:.2f} "
+        f"(95% interval {q_lo:.2f} to {q_hi:.2f})"
+    )
 
 # %% [markdown]
-# ## Celebrities help the minority
+# ## Do celebrities help the minority?
 #
-# Part 3.1 Result 6 (Fig. 8): pretrain on augmented celebrities (multi5+permute) together with
-# a minority whose biographies are not augmented, fine-tune on the celebrities' questions only,
-# and test on the minority. The paper's minority (single+permute1) goes from 4.4% alone to
-# 86.8%. Our minority is the very population of the single+permute1 row above, so its P_test
-# people are the same in both rows.
+# The paper's Result 6 (Fig. 8): pretrain on augmented celebrities (multi5+permute) together
+# with a minority whose biographies are not augmented, fine-tune on the celebrities' questions
+# only, and test on the minority. The paper's minority (single+permute1) goes from 4.4% alone
+# to 86.8%. Our minority is the very population of the single+permute1 row above, so its
+# P_test people are the same in both columns.
 
 # %%
 if plan.celebrities:
@@ -353,13 +436,16 @@ if plan.celebrities:
         f"celebrities' own QA after fine-tuning: {pct(celeb['celebrities']['mean'])}%; "
         f"minority biographies memorised: {pct(celeb['bio_accuracy_minority'])}%"
     )
-    if celeb["minority_test"]["mean"] < baseline["mean"] + 0.1:
-        print(
-            "The fine-tuned model answers the celebrities but not the minority: here the "
-            "celebrities did not change how the minority's facts are stored. The paper's "
-            "celebrities are 100,000 people with hundreds of exposures each; whether a few "
-            "hundred suffice at larger models is what the `gpu` preset would test."
-        )
+    celeb_lift = compare(Acc.of(celeb["minority_test"]["mean"], qa_n),
+                         Acc.of(baseline["mean"], qa_n))
+    gpu_plan = p31.scale_for("gpu")
+    print(
+        f"minority P_test with celebrities vs alone ({qa_n} questions each): "
+        + {1: "above", 0: "inside the noise of", -1: "below"}[celeb_lift]
+        + " the baseline. The paper's celebrities are 100,000 people; the `gpu` preset, not "
+        f"run here, has {gpu_plan.celebrities:,} celebrities beside {gpu_plan.people:,} "
+        f"minority people and a model of {gpu_plan.layers} layers, width {gpu_plan.width}."
+    )
 
 # %% [markdown]
 # ## Explorer
@@ -444,9 +530,13 @@ except ImportError:
 #   in the hidden state). Both probes use LayerNorm and batches of 50 (the paper's Q-probe:
 #   BatchNorm, batches of 200). The scale's `p_rank` and `q_rank` set the embedding updates
 #   (the paper: 2 and 16); the `cpu` preset sets both to 0 and fits the heads on cached
-#   states: a rank-16 update let the Q-probe memorise its few training people by their name
-#   tokens, and cost minutes per model. The Q-probe reads the last name token (our names have
-#   no end marker).
+#   states, so the model's embedding is not updated at all. The Q-probe reads the last name
+#   token (our names have no end marker). Each probe is scored on the 30% of people it was not
+#   fitted on, and its control is the best constant guess on those people, not a probe of an
+#   untrained model.
+# - **Statistics.** Accuracies carry a 95% Wilson interval over the items scored (P_test
+#   questions, or held-out probe answers); two accuracies differ only beyond a two-proportion
+#   test at 95%. The six questions of one person are counted as separate items.
 # - **Celebrities** are as many as the minority, not 100K.
 
 # %%
@@ -454,144 +544,239 @@ except ImportError:
 print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 
 # %%
-# NBVAL_CHECK_OUTPUT
+# requirements and measures of the ledger, computed from the numbers above
 def pc(x: float) -> str:
     """Whole percent: coarse enough for a checked output."""
     return f"{100 * x:.0f}%"
 
 
-known = min(memorised.values()) >= 0.8  # can extraction be asked of these models at all?
+def fact_acc(mean: float) -> Acc:
+    """Value-token accuracy, counted over one item per (person, attribute)."""
+    return Acc.of(mean, plan.people * len(ATTRIBUTES))
+
+
+MEMO_BAR = 0.9  # the memorisation row's `partly` bar: below it, extraction cannot be asked
+worst_memo = min(memorised.values())
+memorised_req = Requires(
+    f"biographies memorised (worst variant {worst_memo:.2f} >= {MEMO_BAR})",
+    worst_memo >= MEMO_BAR,
+)
+# the positive control of every "fails" claim: some variant extracts with this very pipeline
+AUG_PAPER = PAPER_FT["multi5+permute"] / 100
+AUG_PARTLY = 0.4 * AUG_PAPER  # the multi5+permute row's own `partly` bar
+if "multi5+permute" in ft_acc:
+    aug = ft_acc["multi5+permute"]
+    extracts_req = Requires(
+        f"a variant extracts here: multi5+permute P_test {aug.value:.2f} >= "
+        f"{AUG_PARTLY:.2f} (0.4 x the paper's {PAPER_FT['multi5+permute']}%)",
+        aug.value >= AUG_PARTLY,
+    )
+else:
+    extracts_req = Requires("a variant extracts here: multi5+permute was not run", False)
 single = variant_res.get("single")
+
+# %%
+# NBVAL_CHECK_OUTPUT
 ledger = Ledger("part3_1_knowledge_storage", scale)
-ledger.add(
+# the paper reports > 99% first-token accuracy: at least 0.99 as stated, 0.9 partly
+ledger.score(
     "pretraining memorises the biographies (attribute tokens)",
     "> 99%",
     "Part 3.1, Sec. 2.1",
-    f"{pc(min(memorised.values()))} (worst variant)",
-    threshold_verdict(min(memorised.values()), 0.99, 0.9),
-    "value-token accuracy",
+    AtLeast(0.99, MEMO_BAR),
+    fact_acc(worst_memo),
+    note="worst variant; all value tokens, n = people x 6 attributes",
 )
 if "single" in plan.mixed_variants:
-    mixed_single = results["mixed:single"]["test"]["mean"]
-    ledger.add(
+    mixed = results["mixed:single"]
+    # 86.6% in the paper: about 80% of it (0.7) reproduced, about a third (0.3) partly
+    ledger.score(
         "mixed training extracts on P_test (bioS single)",
         "86.6%",
         "Part 3.1, Result 1",
-        f"{pc(mixed_single)}",
-        threshold_verdict(mixed_single, 0.7, 0.3),
+        AtLeast(0.7, 0.3),
+        Acc.of(mixed["test"]["mean"], qa_n),
+        requires=[
+            Requires(
+                f"mixed run memorises the biographies ({mixed['bio_accuracy']:.2f} >= "
+                f"{MEMO_BAR})",
+                mixed["bio_accuracy"] >= MEMO_BAR,
+            )
+        ],
+        note=f"P_train QA {pc(mixed['train']['mean'])}",
     )
 if "multi5+permute" in plan.mixed_variants:
-    mixed_aug = results["mixed:multi5+permute"]["test"]["mean"]
-    ledger.add(
-        "mixed training extracts on P_test (multi5+permute; our extra row)",
+    # not a paper number: the same bar as the paper's bioS single row, shown apart
+    ledger.score(
+        "mixed training extracts on P_test (multi5+permute)",
         "not reported",
-        "Part 3.1, Sec. 3",
-        f"{pc(mixed_aug)}",
-        threshold_verdict(mixed_aug, 0.7, 0.3),
+        "Part 3.1, Sec. 3 (variant not in the paper)",
+        AtLeast(0.7, 0.3),
+        Acc.of(results["mixed:multi5+permute"]["test"]["mean"], qa_n),
+        requires=[memorised_req],
+        demo=True,
     )
-if single is not None:
-    lora_test = single["lora"]["test"]["mean"]
-    train_acc = max(single["lora"]["train"]["mean"], single.get("full", {}).get(
-        "train", {"mean": 0.0})["mean"])
-    if not known:
-        verdict = NOT_HERE
-    elif lora_test <= 0.25:
-        verdict = "reproduced" if train_acc >= 0.6 else "partly"
-    else:
-        verdict = "contradicted" if lora_test >= 0.5 else "partly"
-    ledger.add(
-        "pretrain on bioS single + QA fine-tune: P_train high, P_test near zero",
-        "P_test 9.7%",
+if single is not None and "full" in single:
+    full = single["full"]
+    # "near zero": the paper's bioS single mean is 9.7% (birth date 33%, the rest near 0), so
+    # an upper bound <= 0.15 is near zero; a point estimate <= 0.3 partly
+    ledger.score(
+        "full fine-tuning after bioS single: P_train fitted, P_test near zero",
+        "P_test near 0",
         "Part 3.1, Result 2",
-        f"P_test {pc(lora_test)}, P_train {pc(train_acc)}",
-        verdict,
-        "LoRA P_test; P_train: best of LoRA and full fine-tuning",
+        AtMost(0.15, 0.3),
+        Acc.of(full["test"]["mean"], qa_n),
+        requires=[
+            Requires(
+                f"full fine-tuning fits P_train ({full['train']['mean']:.2f} >= 0.9)",
+                full["train"]["mean"] >= 0.9,
+            ),
+            memorised_req,
+            extracts_req,
+        ],
     )
-for v in plan.variants:
-    if v not in PAPER_FT:
+if "single" in ft_acc:
+    # a "fails" claim (9.7%): the same near-zero bar as full fine-tuning
+    ledger.score(
+        "LoRA fine-tuning after bioS single: P_test near zero",
+        "9.7%",
+        "Part 3.1, Result 3 (Fig. 3)",
+        AtMost(0.15, 0.3),
+        ft_acc["single"],
+        requires=[memorised_req, extracts_req],
+        note=f"LoRA P_train {pc(single['lora']['train']['mean'])}",
+    )
+if {"single", "single+permute1"} <= set(ft_acc):
+    # the paper's point: one shuffled biography does not help, 4.4% vs single's 9.7%; a drop
+    # is testable only if single sits above the floor by more than the noise
+    floor = Acc(0, qa_n)
+    ledger.score(
+        "single+permute1 extracts worse than single",
+        "4.4% vs 9.7%",
+        "Part 3.1, Result 3 (Fig. 3); 'hurts' is our reading of the two values",
+        Ordering(chain=(("single+permute1",), ("single",))),
+        {"single+permute1": ft_acc["single+permute1"], "single": ft_acc["single"]},
+        requires=[
+            Requires(
+                "single is above 0 beyond the noise, so a drop can show",
+                compare(ft_acc["single"], floor) > 0,
+            ),
+            memorised_req,
+        ],
+    )
+for v in ("single+permute5", "multi5", "multi5+permute"):
+    if v not in ft_acc:
         continue
-    ours = variant_res[v]["lora"]["test"]["mean"]
     paper = PAPER_FT[v] / 100
-    if not known:
-        verdict = NOT_HERE
-    elif paper <= 0.1:  # the claim is "fails": at most a few points
-        verdict = "reproduced" if ours <= 0.2 else "partly" if ours <= 0.4 else "contradicted"
-    else:
-        verdict = threshold_verdict(ours, 0.75 * paper, 0.4 * paper)
-    ledger.add(f"pretrain on {v} + LoRA QA fine-tune, P_test", f"{PAPER_FT[v]}%",
-               "Part 3.1, Result 3 (Fig. 3)", f"{pc(ours)}", verdict)
-if len([v for v in plan.variants if v in PAPER_FT]) >= 3:
-    vs = [v for v in plan.variants if v in PAPER_FT]
-    ours_rank = pd.Series([ft_mean[v] for v in vs]).rank()
-    paper_rank = pd.Series([PAPER_FT[v] for v in vs]).rank()
-    rho = float(np.corrcoef(ours_rank, paper_rank)[0, 1]) if ours_rank.std() > 0 else float("nan")
-    # a rank among near-zero accuracies is noise: count the variants the paper finds working
-    # (>= 40%) that stand 10 points clear of every variant it finds failing (<= 10%)
-    works = [v for v in vs if PAPER_FT[v] >= 40]
-    floor = max([ft_mean[v] for v in vs if PAPER_FT[v] <= 10], default=0.0)
-    clear = [v for v in works if ft_mean[v] >= floor + 0.1]
-    if not (known and np.isfinite(rho)) or not clear:
-        verdict = NOT_HERE
-    elif rho >= 0.8 and len(clear) == len(works):
-        verdict = "reproduced"
-    else:
-        verdict = "partly"
-    ledger.add(
-        "more augmentation, better extraction (variant ranking)",
-        "ranking of Fig. 3",
-        "Part 3.1, Result 3",
-        f"Spearman {rho:.1f}; {len(clear)} of {len(works)} working variants clear"
-        if np.isfinite(rho) else "no spread",
-        verdict,
-        "clear: 10 points above every variant the paper finds failing",
+    # positive claims: within a quarter of the paper's value reproduced, 40% of it partly
+    ledger.score(
+        f"LoRA fine-tuning after {v}: P_test extracts",
+        f"{100 * paper:.3g}%",
+        "Part 3.1, Result 3 (Fig. 3)",
+        AtLeast(0.75 * paper, 0.4 * paper),
+        ft_acc[v],
+        requires=[memorised_req],
+    )
+tiers = (("single", "single+permute1"), ("multi5", "single+permute5"), ("multi5+permute",))
+if all(v in ft_acc for t in tiers for v in t):
+    # "more augmentation is better": no augmentation < five renderings of one kind < both kinds
+    ledger.score(
+        "more augmentation, better extraction",
+        "9.7, 4.4 < 41, 70 < 96.6%",
+        "Part 3.1, Result 3 (Fig. 3)",
+        Ordering(chain=tiers),
+        {v: ft_acc[v] for t in tiers for v in t},
+        requires=[memorised_req],
     )
 if single is not None and "multi5+permute" in plan.variants:
-    s1, a1 = first_position("single"), first_position("multi5+permute")
-    own = own_position("single")
-    gap = a1 - s1
-    if not known:
-        verdict = NOT_HERE
-    elif a1 >= 0.7 and gap >= 0.4 and own >= 0.7:
-        verdict = "reproduced"
-    elif gap >= 0.15:
-        verdict = "partly"
-    else:
-        verdict = "contradicted" if gap <= 0 and own >= 0.7 else NOT_HERE
-    ledger.add(
-        "P-probing: single stores an attribute just before it, multi5+permute right after the name",
-        "~0% vs ~100% at position 1",
+    # the paper: ~2% before an attribute's own position vs ~100% after multi5+permute, and
+    # ~100% at the own position on single; half that gap (0.5) over each control reproduces
+    ledger.score(
+        "P-probe: single stores an attribute just before it, multi5+permute right after the name",
+        "~2% vs ~100% at position 1",
         "Part 3.1, Result 4 (Fig. 5)",
-        f"position 1: {pc(s1)} vs {pc(a1)}; single own position {pc(own)}",
-        verdict,
-        "attributes 2-6, held-out people",
+        EffectOverControl(
+            0.5,
+            pairs=(
+                ("multi5+permute pos. 1", "single pos. 1"),
+                ("multi5+permute pos. 1", "chance"),
+                ("single own pos.", "chance"),
+            ),
+        ),
+        {
+            "multi5+permute pos. 1": Acc.of(first_position("multi5+permute"), p_n),
+            "single pos. 1": Acc.of(first_position("single"), p_n),
+            "single own pos.": Acc.of(own_position("single"), p_n),
+            "chance": p_chance,
+        },
+        requires=[memorised_req],
+        note="attributes 2-6, held-out people",
+    )
+if single is not None and "multi5+permute" in plan.variants:
+    # the paper's Q-probe reads multi5+permute's attributes from the name (~93% whole-value)
+    # and not single's; half that gap over chance and over single reproduces
+    ledger.score(
+        "Q-probe reads multi5+permute's attributes from the name alone",
+        "~93% (whole value)",
+        "Part 3.1, Result 5 (Fig. 7); value as quoted by a third-party summary",
+        EffectOverControl(
+            0.5, pairs=(("multi5+permute", "chance"), ("multi5+permute", "single"))
+        ),
+        {"multi5+permute": q_acc["multi5+permute"], "single": q_acc["single"], "chance": q_chance},
+        requires=[memorised_req],
+        note="first-token tasks, held-out people",
     )
 if len(plan.variants) >= 3:
-    ledger.add(
+    # "closely correlates": r >= 0.8 reproduced, r above 0 beyond its interval partly; it
+    # needs a Q-probe that reads something: the best one 0.1 above chance and beyond the noise
+    q_reads = compare(q_acc[q_best], q_chance) > 0 and q_acc[q_best].value - q_chance.value >= 0.1
+    r_lo, r_hi = fisher_interval(q_corr, len(q_points)) if np.isfinite(q_corr) else (0.0, 0.0)
+    ledger.score(
         "Q-probe accuracy tracks QA fine-tune accuracy",
         "close correlation",
         "Part 3.1, Result 5 (Fig. 7)",
-        f"r = {q_corr:.2f}" if np.isfinite(q_corr) else "no spread",
-        threshold_verdict(q_corr, 0.8, 0.5, known and np.isfinite(q_corr)),
-        "Pearson r over variant x attribute",
+        EffectOverControl(0.8, pairs=(("r", "no correlation"),)),
+        {
+            "r": Num(q_corr, r_lo, r_hi, spread=f"95% Fisher interval, {len(q_points)} points")
+            if np.isfinite(q_corr)
+            else Num(q_corr),
+            "no correlation": Num(0.0),
+        },
+        requires=[
+            Requires(
+                f"a Q-probe reads something: best ({q_best}) {q_acc[q_best].value:.2f} vs "
+                f"chance {q_chance.value:.2f}, >= 0.1 above and beyond the noise",
+                bool(q_reads),
+            ),
+            memorised_req,
+        ],
+        note="Pearson r over variant x attribute points",
     )
 if plan.celebrities:
-    base_acc = variant_res[plan.minority_variant]["lora"]["test"]["mean"]
-    with_celeb = celeb["minority_test"]["mean"]
-    lift = with_celeb - base_acc
-    if not (known and celeb["bio_accuracy_minority"] >= 0.8):
-        verdict = NOT_HERE
-    elif with_celeb >= 0.5 and lift >= 0.3:
-        verdict = "reproduced"
-    elif lift >= 0.1:
-        verdict = "partly"
-    else:
-        verdict = NOT_HERE
-    ledger.add(
+    minority_bio = celeb["bio_accuracy_minority"]
+    # the paper lifts the minority from 4.4% to 86.8%; half that lift (0.4) reproduces
+    ledger.score(
         "celebrities help the minority extract",
         "4.4% -> 86.8%",
         "Part 3.1, Result 6 (Fig. 8)",
-        f"{pc(base_acc)} -> {pc(with_celeb)}",
-        verdict,
-        f"minority {plan.minority_variant}",
+        EffectOverControl(0.4, pairs=(("with celebrities", "minority alone"),)),
+        {
+            "with celebrities": Acc.of(celeb["minority_test"]["mean"], qa_n),
+            "minority alone": ft_acc[plan.minority_variant],
+        },
+        requires=[
+            Requires(
+                f"minority biographies memorised ({minority_bio:.2f} >= {MEMO_BAR})",
+                minority_bio >= MEMO_BAR,
+            ),
+            extracts_req,
+        ],
+        note=f"minority {plan.minority_variant}; its baseline is that variant's LoRA row",
     )
 ledger
+
+# %% [markdown]
+# ## What held at this scale
+
+# %%
+close_chapter(ledger)

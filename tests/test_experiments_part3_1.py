@@ -29,14 +29,32 @@ def one_thread():
 
 
 def test_variant_options():
-    assert p31.variant_options("single") == {"order": "fixed", "template_variants": 1,
-                                             "fullname": False}
+    assert p31.variant_options("single") == {
+        "order": "fixed",
+        "template_variants": 1,
+        "fullname": False,
+    }
     assert p31.variant_options("single+permute5") == {
-        "order": "shuffle", "template_variants": 1, "order_variants": 5, "fullname": False}
+        "order": "shuffle",
+        "template_variants": 1,
+        "order_variants": 5,
+        "fullname": False,
+    }
     assert p31.variant_options("multi5+permute+fullname") == {
-        "order": "shuffle", "template_variants": 5, "order_variants": 5, "fullname": True}
-    for bad in ("", "double", "single+permute", "multi5+permute3", "single+fullname+fullname",
-                "multi0", "single+shuffle"):
+        "order": "shuffle",
+        "template_variants": 5,
+        "order_variants": 5,
+        "fullname": True,
+    }
+    for bad in (
+        "",
+        "double",
+        "single+permute",
+        "multi5+permute3",
+        "single+fullname+fullname",
+        "multi0",
+        "single+shuffle",
+    ):
         with pytest.raises(ValueError, match="variant"):
             p31.variant_options(bad)
 
@@ -113,8 +131,9 @@ def test_token_probe_reads_planted_values_it_never_saw():
     inputs = torch.zeros(n, 2, dtype=torch.long)
     pos = torch.zeros(n, dtype=torch.long)
     # ... appear only among the first 60 people; put them all in the test split
-    res = fit_token_probe(model, inputs, pos, labels, cand, steps=400, lr=3e-2,
-                          test_fraction=0.3, features=feats)
+    res = fit_token_probe(
+        model, inputs, pos, labels, cand, steps=400, lr=3e-2, test_fraction=0.3, features=feats
+    )
     assert res.test_accuracy > 0.8
     noise = torch.randn(n, 16, generator=gen)
     res0 = fit_token_probe(model, inputs, pos, labels, cand, steps=400, lr=3e-2, features=noise)
@@ -128,8 +147,18 @@ def test_token_probe_with_embedding_update_leaves_model_alone():
     inputs = torch.randint(0, 64, (40, 4))
     labels = (inputs[:, 2] % 5).long()
     cand = torch.arange(5)
-    res = fit_token_probe(model, inputs, torch.full((40,), 2), labels, cand, rank=4, steps=60,
-                          lr=3e-2, batch_size=20, norm="batch")
+    res = fit_token_probe(
+        model,
+        inputs,
+        torch.full((40,), 2),
+        labels,
+        cand,
+        rank=4,
+        steps=60,
+        lr=3e-2,
+        batch_size=20,
+        norm="batch",
+    )
     assert 0.0 <= res.test_accuracy <= 1.0 and res.n_train + res.n_test == 40
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
@@ -173,7 +202,7 @@ def test_two_populations_stack_rows_of_disjoint_people():
     data = p31.TwoPopulations(celebs, minority)
     b = data.batch(0)
     assert b["x"].shape[0] == celebs.config.batch_size + minority.config.batch_size
-    assert torch.equal(b["x"][celebs.config.batch_size:], minority.batch(0)["x"])
+    assert torch.equal(b["x"][celebs.config.batch_size :], minority.batch(0)["x"])
     assert not np.intersect1d(celebs.people.name_ids(), minority.people.name_ids()).size
     # the minority is the baseline variant's own population
     base = p31.bios_stream(plan, plan.minority_variant)

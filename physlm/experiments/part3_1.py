@@ -136,9 +136,23 @@ class KnowledgeScale:
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
-        for name in ("people", "layers", "heads", "width", "rows", "bios_per_row", "exposures",
-                     "lora_rank", "lora_embedding_rank", "ft_rows", "ft_seq_len", "ft_epochs",
-                     "full_ft_epochs", "probe_steps", "workers"):
+        for name in (
+            "people",
+            "layers",
+            "heads",
+            "width",
+            "rows",
+            "bios_per_row",
+            "exposures",
+            "lora_rank",
+            "lora_embedding_rank",
+            "ft_rows",
+            "ft_seq_len",
+            "ft_epochs",
+            "full_ft_epochs",
+            "probe_steps",
+            "workers",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"KnowledgeScale.{name} must be a positive int, got {v!r}")
@@ -146,16 +160,22 @@ class KnowledgeScale:
             raise ValueError(f"KnowledgeScale.people must be >= 8, got {self.people}")
         if self.width % self.heads:
             raise ValueError("KnowledgeScale.width must be divisible by heads")
-        for v in (*self.variants, *self.mixed_variants, *self.full_ft_variants,
-                  self.celebrity_variant, self.minority_variant):
+        for v in (
+            *self.variants,
+            *self.mixed_variants,
+            *self.full_ft_variants,
+            self.celebrity_variant,
+            self.minority_variant,
+        ):
             variant_options(v)
         if not set(self.full_ft_variants) <= set(self.variants):
             raise ValueError("KnowledgeScale.full_ft_variants must be among variants")
         if self.celebrities and self.minority_variant not in self.variants:
             raise ValueError("KnowledgeScale.minority_variant must be among variants (baseline)")
         if not 0 < _fraction(self.qa_fraction) < 1:
-            raise ValueError(f"KnowledgeScale.qa_fraction must be in (0, 1), got "
-                             f"{self.qa_fraction!r}")
+            raise ValueError(
+                f"KnowledgeScale.qa_fraction must be in (0, 1), got {self.qa_fraction!r}"
+            )
         if self.p_rank < 0 or self.q_rank < 0:
             raise ValueError("KnowledgeScale.p_rank and q_rank must be >= 0")
 
@@ -170,50 +190,144 @@ class KnowledgeScale:
 
     def model_config(self) -> ModelConfig:
         """GPT-2 with rotary on a quarter of each head (P31 Sec. 2.1), QA vocabulary."""
-        return ModelConfig(vocab_size=len(qa_vocab()), n_layer=self.layers, n_head=self.heads,
-                           n_embd=self.width, block_size=self.block_size, pos="rope",
-                           rope_fraction=0.25)
+        return ModelConfig(
+            vocab_size=len(qa_vocab()),
+            n_layer=self.layers,
+            n_head=self.heads,
+            n_embd=self.width,
+            block_size=self.block_size,
+            pos="rope",
+            rope_fraction=0.25,
+        )
 
 
 _PAPER = dict(
-    people=100_000, layers=12, heads=12, width=768, rows=96, bios_per_row=6, exposures=540,
-    lr=1e-3, weight_decay=0.1, warmup_steps=1000, variants=PAPER_VARIANTS,
-    mixed_variants=("single",), qa_fraction="4/5", lora_rank=16, lora_embedding_rank=128,
-    ft_rows=48, ft_seq_len=512, ft_epochs=50, ft_lr=3e-4, ft_weight_decay=0.01,
-    full_ft_variants=("single",), full_ft_lr=3e-4, full_ft_epochs=50,
-    probe_steps=30_000, p_rank=2, q_rank=16,
-    celebrities=100_000, celebrity_variant="multi5+permute", minority_variant="single+permute1",
+    people=100_000,
+    layers=12,
+    heads=12,
+    width=768,
+    rows=96,
+    bios_per_row=6,
+    exposures=540,
+    lr=1e-3,
+    weight_decay=0.1,
+    warmup_steps=1000,
+    variants=PAPER_VARIANTS,
+    mixed_variants=("single",),
+    qa_fraction="4/5",
+    lora_rank=16,
+    lora_embedding_rank=128,
+    ft_rows=48,
+    ft_seq_len=512,
+    ft_epochs=50,
+    ft_lr=3e-4,
+    ft_weight_decay=0.01,
+    full_ft_variants=("single",),
+    full_ft_lr=3e-4,
+    full_ft_epochs=50,
+    probe_steps=30_000,
+    p_rank=2,
+    q_rank=16,
+    celebrities=100_000,
+    celebrity_variant="multi5+permute",
+    minority_variant="single+permute1",
 )
 _PRESETS: dict[str, dict] = {
     "smoke": dict(
-        people=24, layers=1, heads=1, width=32, rows=4, bios_per_row=1, exposures=2, lr=3e-3,
-        weight_decay=0.1, warmup_steps=2, variants=("single", "multi5+permute"),
-        mixed_variants=("single",), qa_fraction="3/10", lora_rank=2, lora_embedding_rank=4,
-        ft_rows=4, ft_seq_len=64, ft_epochs=1, ft_lr=1e-3, ft_weight_decay=0.01,
-        full_ft_variants=("single",), full_ft_lr=1e-3, full_ft_epochs=1, probe_steps=5, p_rank=0,
+        people=24,
+        layers=1,
+        heads=1,
+        width=32,
+        rows=4,
+        bios_per_row=1,
+        exposures=2,
+        lr=3e-3,
+        weight_decay=0.1,
+        warmup_steps=2,
+        variants=("single", "multi5+permute"),
+        mixed_variants=("single",),
+        qa_fraction="3/10",
+        lora_rank=2,
+        lora_embedding_rank=4,
+        ft_rows=4,
+        ft_seq_len=64,
+        ft_epochs=1,
+        ft_lr=1e-3,
+        ft_weight_decay=0.01,
+        full_ft_variants=("single",),
+        full_ft_lr=1e-3,
+        full_ft_epochs=1,
+        probe_steps=5,
+        p_rank=0,
         q_rank=2,
-        celebrities=24, celebrity_variant="multi5+permute", minority_variant="single",
+        celebrities=24,
+        celebrity_variant="multi5+permute",
+        minority_variant="single",
         workers=1,
     ),
     "cpu": dict(
-        people=200, layers=4, heads=2, width=64, rows=4, bios_per_row=2, exposures=80,
-        lr=3e-3, weight_decay=0.1, warmup_steps=50, variants=PAPER_VARIANTS,
-        mixed_variants=("single",), qa_fraction="3/10", lora_rank=8, lora_embedding_rank=32,
-        ft_rows=16, ft_seq_len=128, ft_epochs=20, ft_lr=3e-3, ft_weight_decay=0.01,
-        full_ft_variants=("single",), full_ft_lr=1e-3, full_ft_epochs=60, probe_steps=300,
-        p_rank=0, q_rank=0,
-        celebrities=200, celebrity_variant="multi5+permute", minority_variant="single+permute1",
+        people=200,
+        layers=4,
+        heads=2,
+        width=64,
+        rows=4,
+        bios_per_row=2,
+        exposures=80,
+        lr=3e-3,
+        weight_decay=0.1,
+        warmup_steps=50,
+        variants=PAPER_VARIANTS,
+        mixed_variants=("single",),
+        qa_fraction="3/10",
+        lora_rank=8,
+        lora_embedding_rank=32,
+        ft_rows=16,
+        ft_seq_len=128,
+        ft_epochs=20,
+        ft_lr=3e-3,
+        ft_weight_decay=0.01,
+        full_ft_variants=("single",),
+        full_ft_lr=1e-3,
+        full_ft_epochs=60,
+        probe_steps=300,
+        p_rank=0,
+        q_rank=0,
+        celebrities=200,
+        celebrity_variant="multi5+permute",
+        minority_variant="single+permute1",
         workers=2,
     ),
     "gpu": dict(
-        people=10_000, layers=8, heads=8, width=512, rows=64, bios_per_row=6, exposures=200,
-        lr=1e-3, weight_decay=0.1, warmup_steps=500, variants=PAPER_VARIANTS,
-        mixed_variants=("single", "multi5+permute"), qa_fraction="4/5", lora_rank=16,
-        lora_embedding_rank=128, ft_rows=48, ft_seq_len=512, ft_epochs=20, ft_lr=3e-4,
-        ft_weight_decay=0.01, full_ft_variants=("single",), full_ft_lr=3e-4, full_ft_epochs=20,
+        people=10_000,
+        layers=8,
+        heads=8,
+        width=512,
+        rows=64,
+        bios_per_row=6,
+        exposures=200,
+        lr=1e-3,
+        weight_decay=0.1,
+        warmup_steps=500,
+        variants=PAPER_VARIANTS,
+        mixed_variants=("single", "multi5+permute"),
+        qa_fraction="4/5",
+        lora_rank=16,
+        lora_embedding_rank=128,
+        ft_rows=48,
+        ft_seq_len=512,
+        ft_epochs=20,
+        ft_lr=3e-4,
+        ft_weight_decay=0.01,
+        full_ft_variants=("single",),
+        full_ft_lr=3e-4,
+        full_ft_epochs=20,
         probe_steps=3000,
-        p_rank=2, q_rank=16, celebrities=10_000, celebrity_variant="multi5+permute",
-        minority_variant="single+permute1", workers=1,
+        p_rank=2,
+        q_rank=16,
+        celebrities=10_000,
+        celebrity_variant="multi5+permute",
+        minority_variant="single+permute1",
+        workers=1,
     ),
     "paper": _PAPER,
 }
@@ -234,8 +348,13 @@ def scale_for(scale: str, **overrides) -> KnowledgeScale:
 # ---------------------------------------------------------------------------------- data
 
 
-def bios_stream(plan: KnowledgeScale, variant: str, rows: int | None = None,
-                seed_offset: int = 0, people: int | None = None) -> BioSStream:
+def bios_stream(
+    plan: KnowledgeScale,
+    variant: str,
+    rows: int | None = None,
+    seed_offset: int = 0,
+    people: int | None = None,
+) -> BioSStream:
     """The pretraining biographies of one population."""
     return BioSStream(
         n_people=plan.people if people is None else people,
@@ -271,8 +390,11 @@ class TwoPopulations:
         self.steps = max(celebrities.steps, minority.steps)
 
     def spec(self) -> dict:
-        return {"kind": "bioS-two", "celebrities": self.celebrities.spec(),
-                "minority": self.minority.spec()}
+        return {
+            "kind": "bioS-two",
+            "celebrities": self.celebrities.spec(),
+            "minority": self.minority.spec(),
+        }
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         a, b = self.celebrities.batch(step), self.minority.batch(step)
@@ -284,8 +406,9 @@ def celebrity_streams(plan: KnowledgeScale) -> tuple[BioSStream, BioSStream]:
     seq = max(plan.seq_len(plan.celebrity_variant), plan.seq_len(plan.minority_variant))
     minority = replace_seq(bios_stream(plan, plan.minority_variant), seq)
     rows = max(1, round(plan.rows * plan.celebrities / plan.people))
-    celebs = replace_seq(bios_stream(plan, plan.celebrity_variant, rows, seed_offset=1,
-                                     people=plan.celebrities), seq)
+    celebs = replace_seq(
+        bios_stream(plan, plan.celebrity_variant, rows, seed_offset=1, people=plan.celebrities), seq
+    )
     return celebs, minority
 
 
@@ -308,20 +431,28 @@ def replace_seq(stream: BioSStream, seq_len: int) -> BioSStream:
 
 def pretrain_config(plan: KnowledgeScale, steps: int) -> TrainConfig:
     """P31 App. B's AdamW recipe (wd 0.1, eps 1e-6, warmup, cosine to 10%) at our lr/steps."""
-    return TrainConfig(steps=steps, lr=plan.lr, weight_decay=plan.weight_decay,
-                       warmup_steps=min(plan.warmup_steps, max(1, steps // 10)),
-                       min_lr_ratio=0.1, seed=plan.seed, log_every=max(1, steps // 50))
+    return TrainConfig(
+        steps=steps,
+        lr=plan.lr,
+        weight_decay=plan.weight_decay,
+        warmup_steps=min(plan.warmup_steps, max(1, steps // 10)),
+        min_lr_ratio=0.1,
+        seed=plan.seed,
+        log_every=max(1, steps // 50),
+    )
 
 
-def pretrain_setting(plan: KnowledgeScale, variant: str
-                     ) -> tuple[BioSStream, ModelConfig, TrainConfig]:
+def pretrain_setting(
+    plan: KnowledgeScale, variant: str
+) -> tuple[BioSStream, ModelConfig, TrainConfig]:
     """Data, model and training config of the bioS pretraining of one variant."""
     data = bios_stream(plan, variant)
     return data, plan.model_config(), pretrain_config(plan, data.steps)
 
 
-def pretrained(plan: KnowledgeScale, variant: str, progress: bool = False
-               ) -> tuple[Run, BioSStream]:
+def pretrained(
+    plan: KnowledgeScale, variant: str, progress: bool = False
+) -> tuple[Run, BioSStream]:
     """The cached bioS-pretrained model of a variant (trained on first use) and its people."""
     data, model_cfg, train_cfg = pretrain_setting(plan, variant)
     return get_or_train(model_cfg, train_cfg, data, progress=progress), data
@@ -332,12 +463,14 @@ def pretrained_model(scale: str, variant: str) -> tuple[Run, BioSStream]:
     return pretrained(scale_for(scale), variant)
 
 
-def celebrity_pretrained(plan: KnowledgeScale, progress: bool = False
-                         ) -> tuple[Run, BioSStream, BioSStream]:
+def celebrity_pretrained(
+    plan: KnowledgeScale, progress: bool = False
+) -> tuple[Run, BioSStream, BioSStream]:
     celebs, minority = celebrity_streams(plan)
     data = TwoPopulations(celebs, minority)
-    run = get_or_train(plan.model_config(), pretrain_config(plan, data.steps), data,
-                       progress=progress)
+    run = get_or_train(
+        plan.model_config(), pretrain_config(plan, data.steps), data, progress=progress
+    )
     return run, celebs, minority
 
 
@@ -345,8 +478,9 @@ def qa_stream(plan: KnowledgeScale, items: list[QAItem]) -> QAStream:
     return QAStream(items, batch_size=plan.ft_rows, seq_len=plan.ft_seq_len, seed=plan.seed)
 
 
-def finetune(plan: KnowledgeScale, base: Run, items: list[QAItem], mode: str = "lora",
-             progress: bool = False) -> Run:
+def finetune(
+    plan: KnowledgeScale, base: Run, items: list[QAItem], mode: str = "lora", progress: bool = False
+) -> Run:
     """QA fine-tuning of a pretrained run (P31 Sec. 4): LoRA or every weight ('full').
 
     LoRA: rank `lora_embedding_rank` on the embedding plus `lora_rank` on query and value,
@@ -358,46 +492,57 @@ def finetune(plan: KnowledgeScale, base: Run, items: list[QAItem], mode: str = "
     data = qa_stream(plan, items)
     steps = data.steps_for(plan.full_ft_epochs if mode == "full" else plan.ft_epochs)
     if mode == "lora":
-        args = finetune_args(base.model, base.key,
-                             LoraSetup(plan.lora_rank, plan.lora_embedding_rank))
+        args = finetune_args(
+            base.model, base.key, LoraSetup(plan.lora_rank, plan.lora_embedding_rank)
+        )
         lr = plan.ft_lr
     elif mode == "full":
         args = continue_from(base)
         lr = plan.full_ft_lr
     else:
         raise ValueError(f"mode must be 'lora' or 'full', got {mode!r}")
-    cfg = TrainConfig(steps=steps, lr=lr, weight_decay=plan.ft_weight_decay, warmup_steps=0,
-                      min_lr_ratio=0.1, seed=plan.seed, log_every=max(1, steps // 20))
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        weight_decay=plan.ft_weight_decay,
+        warmup_steps=0,
+        min_lr_ratio=0.1,
+        seed=plan.seed,
+        log_every=max(1, steps // 20),
+    )
     return get_or_train(train_cfg=cfg, data=data, progress=progress, **args)
 
 
-def mixed_run(plan: KnowledgeScale, variant: str, progress: bool = False
-              ) -> tuple[Run, BioSStream]:
+def mixed_run(plan: KnowledgeScale, variant: str, progress: bool = False) -> tuple[Run, BioSStream]:
     """Mixed training (P31 Sec. 3): bios of everyone plus the QA of P_train, from scratch.
 
     A share `qa_fraction` of rows holds QA; the steps give every person `exposures` bio passes.
     """
     p_train, _ = halves(plan)
     bios = bios_stream(plan, variant)
-    data = QAStream(p31_items(bios, p_train), bios=bios, batch_size=plan.rows,
-                    seq_len=bios.config.seq_len, seed=plan.seed, qa_fraction=plan.qa_fraction)
+    data = QAStream(
+        p31_items(bios, p_train),
+        bios=bios,
+        batch_size=plan.rows,
+        seq_len=bios.config.seq_len,
+        seed=plan.seed,
+        qa_fraction=plan.qa_fraction,
+    )
     steps = int(np.ceil(bios.steps / (1 - _fraction(plan.qa_fraction))))
-    run = get_or_train(plan.model_config(), pretrain_config(plan, steps), data,
-                       progress=progress)
+    run = get_or_train(plan.model_config(), pretrain_config(plan, steps), data, progress=progress)
     return run, bios
 
 
 # ---------------------------------------------------------------------------------- measures
 
 
-def qa_accuracy(model: torch.nn.Module, items: list[QAItem], eos_id: int
-                ) -> dict[str, float]:
+def qa_accuracy(model: torch.nn.Module, items: list[QAItem], eos_id: int) -> dict[str, float]:
     """Exact-match accuracy per attribute and its mean (P31 Sec. 2: greedy after "Answer:")."""
     out = {}
     for a in QA_ATTRIBUTES:
         sel = [it for it in items if it.task == a]
         prompts = [[eos_id, *it.ids[: it.answer_span[0]]] for it in sel]
-        answers = [list(it.ids[it.answer_span[0]: it.answer_span[1]]) for it in sel]
+        answers = [list(it.ids[it.answer_span[0] : it.answer_span[1]]) for it in sel]
         out[a] = exact_match(model, prompts, answers, batch_size=256)
     out["mean"] = float(np.mean([out[a] for a in QA_ATTRIBUTES]))
     return out
@@ -427,8 +572,7 @@ def bio_accuracy(model: torch.nn.Module, bios: BioSStream) -> float:
     return hit / max(tot, 1)
 
 
-def p_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream
-              ) -> list[list[float]]:
+def p_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream) -> list[list[float]]:
     """acc[attribute][k]: test accuracy of reading an attribute at the k-th special position.
 
     Positions are in reading order: position 1 is just before the first attribute of the
@@ -445,15 +589,23 @@ def p_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream
         for k in range(len(ATTRIBUTES)):
             pos = before[torch.arange(n), order[:, k]]
             feats = None if plan.p_rank else states[torch.arange(n), pos]
-            res = fit_token_probe(model, inputs, pos, labels, cand, rank=plan.p_rank,
-                                  steps=plan.probe_steps, seed=plan.seed, features=feats)
+            res = fit_token_probe(
+                model,
+                inputs,
+                pos,
+                labels,
+                cand,
+                rank=plan.p_rank,
+                steps=plan.probe_steps,
+                seed=plan.seed,
+                features=feats,
+            )
             row.append(res.test_accuracy)
         out.append(row)
     return out
 
 
-def q_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream
-              ) -> dict[str, float]:
+def q_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream) -> dict[str, float]:
     """Test accuracy of reading each attribute from the name alone (P31 Sec. 5.2, Fig. 7).
 
     The head is the P-probe's (LayerNorm, batch 50); the paper's Q-probe uses BatchNorm and
@@ -464,8 +616,16 @@ def q_probing(plan: KnowledgeScale, model: torch.nn.Module, bios: BioSStream
     out = {}
     for a in ATTRIBUTES:
         labels, cand = first_token_labels(bios, people, a)
-        res = fit_token_probe(model, inputs, pos, labels, cand, rank=plan.q_rank,
-                              steps=plan.probe_steps, seed=plan.seed)
+        res = fit_token_probe(
+            model,
+            inputs,
+            pos,
+            labels,
+            cand,
+            rank=plan.q_rank,
+            steps=plan.probe_steps,
+            seed=plan.seed,
+        )
         out[a] = res.test_accuracy
     out["mean"] = float(np.mean([out[a] for a in ATTRIBUTES]))
     return out
@@ -487,8 +647,11 @@ def jobs(plan: KnowledgeScale) -> list[tuple[str, str]]:
 def _source_hash() -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve()
-    for path in (here, here.parent.parent / "measure" / "knowledge_probes.py",
-                 here.parent.parent / "measure" / "generation.py"):
+    for path in (
+        here,
+        here.parent.parent / "measure" / "knowledge_probes.py",
+        here.parent.parent / "measure" / "generation.py",
+    ):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -509,22 +672,34 @@ def measure_job(plan: KnowledgeScale, kind: str, variant: str, progress: bool = 
     torch.manual_seed(plan.seed)
     eos = qa_vocab().eos_id
     p_train, p_test = halves(plan)
-    base_payload = {"version": MEASURE_VERSION, "source": _source_hash(), "kind": kind,
-                    "variant": variant, "plan": asdict(replace(plan, workers=1))}
+    base_payload = {
+        "version": MEASURE_VERSION,
+        "source": _source_hash(),
+        "kind": kind,
+        "variant": variant,
+        "plan": asdict(replace(plan, workers=1)),
+    }
     if kind == "variant":
         base, bios = pretrained(plan, variant, progress)
         train_items, test_items = p31_items(bios, p_train), p31_items(bios, p_test)
 
         def compute() -> dict:
-            out = {"pretrain_key": base.key, "bio_accuracy": bio_accuracy(base.model, bios),
-                   "steps": base.metrics[-1]["step"]}
+            out = {
+                "pretrain_key": base.key,
+                "bio_accuracy": bio_accuracy(base.model, bios),
+                "steps": base.metrics[-1]["step"],
+            }
             lora = finetune(plan, base, train_items, "lora", progress)
-            out["lora"] = {"train": qa_accuracy(lora.model, train_items, eos),
-                           "test": qa_accuracy(lora.model, test_items, eos)}
+            out["lora"] = {
+                "train": qa_accuracy(lora.model, train_items, eos),
+                "test": qa_accuracy(lora.model, test_items, eos),
+            }
             if variant in plan.full_ft_variants:
                 full = finetune(plan, base, train_items, "full", progress)
-                out["full"] = {"train": qa_accuracy(full.model, train_items, eos),
-                               "test": qa_accuracy(full.model, test_items, eos)}
+                out["full"] = {
+                    "train": qa_accuracy(full.model, train_items, eos),
+                    "test": qa_accuracy(full.model, test_items, eos),
+                }
             out["p_probe"] = p_probing(plan, base.model, bios)
             out["q_probe"] = q_probing(plan, base.model, bios)
             return out
@@ -534,9 +709,12 @@ def measure_job(plan: KnowledgeScale, kind: str, variant: str, progress: bool = 
         run, bios = mixed_run(plan, variant, progress)
 
         def compute() -> dict:
-            return {"run_key": run.key, "bio_accuracy": bio_accuracy(run.model, bios),
-                    "train": qa_accuracy(run.model, p31_items(bios, p_train), eos),
-                    "test": qa_accuracy(run.model, p31_items(bios, p_test), eos)}
+            return {
+                "run_key": run.key,
+                "bio_accuracy": bio_accuracy(run.model, bios),
+                "train": qa_accuracy(run.model, p31_items(bios, p_train), eos),
+                "test": qa_accuracy(run.model, p31_items(bios, p_test), eos),
+            }
 
         return _cached({**base_payload, "run": run.key}, compute)
     if kind == "celebrity":
@@ -545,10 +723,12 @@ def measure_job(plan: KnowledgeScale, kind: str, variant: str, progress: bool = 
         def compute() -> dict:
             items = p31_items(celebs)
             ft = finetune(plan, run, items, "lora", progress)
-            return {"run_key": run.key,
-                    "bio_accuracy_minority": bio_accuracy(run.model, minority),
-                    "celebrities": qa_accuracy(ft.model, items, eos),
-                    "minority_test": qa_accuracy(ft.model, p31_items(minority, p_test), eos)}
+            return {
+                "run_key": run.key,
+                "bio_accuracy_minority": bio_accuracy(run.model, minority),
+                "celebrities": qa_accuracy(ft.model, items, eos),
+                "minority_test": qa_accuracy(ft.model, p31_items(minority, p_test), eos),
+            }
 
         return _cached({**base_payload, "run": run.key}, compute)
     raise ValueError(f"kind must be 'variant', 'mixed' or 'celebrity', got {kind!r}")
@@ -578,4 +758,3 @@ def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
     plan = scale_for(scale, seed=seed)
     prefetch(plan, workers)
     return len(jobs(plan))
-
