@@ -24,9 +24,15 @@
 # for every augmentation and training protocol, and only data written in the other direction
 # helps.
 #
-# This chapter runs those experiments at the scale it was executed with, adds the practical fix
-# for inverse search (an external index beside the model), and closes with a ledger of the
-# paper's claims next to ours.
+# This chapter runs those experiments at the scale it was executed with, adds a practical
+# alternative to inverse search (an external index beside the model), and closes with a ledger
+# of the paper's claims next to ours.
+
+# %% [markdown]
+# ## At a glance
+#
+# ```{glue} at_a_glance
+# ```
 
 # %% tags=["parameters"]
 scale = "cpu"
@@ -41,7 +47,17 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from physlm.claims import NOT_HERE, Ledger, threshold_verdict
+from physlm.claims import (
+    Acc,
+    AtLeast,
+    AtMost,
+    EffectOverControl,
+    Ledger,
+    NoBetterThan,
+    Requires,
+    close_chapter,
+    compare,
+)
 from physlm.data.bios_qa import HINTED, QA_ATTRIBUTES, p32_items
 from physlm.experiments import part3_1
 from physlm.experiments.part3_2 import (
@@ -59,6 +75,7 @@ from physlm.experiments.part3_2 import (
     forward_checker,
     given_values,
     halves,
+    hint_helps,
     name_recall,
     prefetch,
     records,
@@ -132,7 +149,7 @@ with pd.option_context("display.max_colwidth", 200):
 #    same recipe on the reverse6 twin of those biographies.
 # 2. **Fine-tune**: from the parent's weights, the six Part 3.1 questions and every Part 3.2 task
 #    of the chapter on P_train, with biography rows kept in the mix. The Part 3.1 questions make
-#    this the paper's "QA-fine-tuned" starting point (Result 5). The same fine-tune runs on the
+#    this the paper's "QA-fine-tuned" starting point (the paper's Result 5). The same fine-tune runs on the
 #    forward and on the reverse parent.
 #
 # Every question is then asked about the people of P_test, whose facts the model saw only in
@@ -175,36 +192,45 @@ print(f"parameters: {count_params(fwd):,} (embeddings included)")
 print(f"forward parent {forward_parent.key}: the Part 3.1 chapter's {plan.source} run: {shared}")
 
 # %% [markdown]
-# ## Result 1: retrieval works; the birth year alone does not come for free
+# ## Does the model retrieve a stored fact, a part of it, or two facts at once?
 #
-# The six Part 3.1 questions, the two partial-retrieval tasks of Part 3.2 (Result 2), "What
-# is the birth day of X?" and "What is the birth year of X?", and two dual-retrieval tasks
-# (Result 1), which ask for two attributes at once. The full date is stored as "Month Day,
-# Year"; the paper finds that a model that states the full date perfectly still struggles to
-# give the year alone, because it would have to skip the tokens before it. Dual retrieval is
-# near perfect on multi5+permute data in either order; only fixed-order data makes the order of
-# the two questions matter (asking the company city before the company). The expected column of
-# a dual task is the product of its two single retrievals: what two independent lookups give.
+# The six attribute questions the model was fine-tuned on, the two partial-retrieval tasks,
+# "What is the birth day of X?" and "What is the birth year of X?" (the paper's Result 2), and
+# two dual-retrieval tasks that ask for two attributes at once (the paper's Result 1). The full
+# date is stored as "Month Day, Year"; the paper finds that a model that states the full date
+# perfectly still struggles to give the year alone, because it would have to skip the tokens
+# before it. It finds dual retrieval near perfect on multi5+permute data in either order; only
+# fixed-order data makes the order of the two questions matter (asking the company city before
+# the company). Beside each dual task, for reference, the product of its two single retrievals:
+# what two independent lookups would give.
 
 # %%
+scored = {q: score_task(fwd, plan, forward_bios, q) for q in (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)}
+acc = {q: s.accuracy for q, s in scored.items()}
 retrieval = pd.DataFrame(
     [
-        {"question": q, "P_test accuracy": score_task(fwd, plan, forward_bios, q).accuracy}
-        for q in (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)
+        {
+            "question": q,
+            "P_test accuracy": acc[q],
+            "two lookups": acc[q.split(",")[0].removeprefix("dual:")] * acc[q.split(",")[1]]
+            if q in DUAL
+            else np.nan,
+        }
+        for q in scored
     ]
 )
-acc = dict(zip(retrieval["question"], retrieval["P_test accuracy"], strict=True))
-retrieval["expected"] = [
-    acc[q.split(",")[0].removeprefix("dual:")] * acc[q.split(",")[1]] if q in DUAL else np.nan
-    for q in retrieval["question"]
-]
 print(retrieval.round(3).to_string(index=False))
 full_retrieval = float(np.mean([acc[a] for a in QA_ATTRIBUTES]))
-date_acc, year_acc, day_acc = acc["birth_date"], acc["partial_birth_year"], acc["partial_birth_day"]
-dual_acc = {q: acc[q] for q in DUAL}
-dual_expected = dict(zip(retrieval["question"], retrieval["expected"], strict=True))
+date, year, day = (scored[q] for q in ("birth_date", "partial_birth_year", "partial_birth_day"))
+worst_dual = min(DUAL, key=lambda q: acc[q])
+print(
+    f"\nP_test people scored per question: {len(scored_people(plan))}. Mean of the six "
+    f"attribute questions: {full_retrieval:.0%} (the paper's starting model: about 100% for the "
+    f"birth date, 98% for the major). Full date {date.accuracy:.0%}, day alone "
+    f"{day.accuracy:.0%}, year alone {year.accuracy:.0%}."
+)
 
-# %% mystnb={"figure": {"caption": "Out-of-distribution (P_test) exact-match accuracy of retrieval: the six Part 3.1 attributes, the partial retrieval of the birth day and year, and two dual retrievals.", "name": "fig-part3-2-retrieval"}}
+# %% mystnb={"figure": {"caption": "Out-of-distribution (P_test) exact-match accuracy of retrieval: the six biography attributes, the partial retrieval of the birth day and year, and two dual retrievals.", "name": "fig-part3-2-retrieval"}}
 fig, ax = plt.subplots(figsize=(7, 4.2))
 ax.barh(retrieval["question"], retrieval["P_test accuracy"], color="C0")
 ax.set_xlim(0, 1)
@@ -214,38 +240,65 @@ ax.set_title("Retrieval (forward pretraining)")
 _ = savefig(fig, "part3_2_retrieval")
 
 # %% [markdown]
-# ## Result 2: classification and comparison need the hint at test time
+# ## Do classification and comparison need the hint at this scale?
 #
 # Each task is asked twice about P_test: answer directly, and write the hint first. The chance
 # column is the accuracy of always giving the most common answer. The tasks: is the birth
 # month even, the month modulo 6 and 12, the "luckiness" of the major (a fixed number 0-99 per
 # major) modulo 5; was X born in a later month than Y, their month difference (-11..11), and
-# is X's major luckier than Y's. The paper trains on up to
-# millions of people; with 10K training people, the even-month question reaches 75.9% without a
-# hint (80.3% if trained with hints) and 94.2% with the hint at test time, which the paper reads
-# as hint accuracy (91.0%) plus a coin flip on the rest. With a hint the task splits in two:
-# retrieving the month (the "hint itself right" column) and mapping a written month to the
-# answer (the last column), which needs no knowledge of the person at all.
+# is X's major luckier than Y's. The paper trains on up to millions of people; with 10K
+# training people, its even-month question reaches 75.9% without a hint (80.3% if trained with
+# hints) and 94.2% with the hint at test time, which the paper reads as hint accuracy (91.0%)
+# plus a coin flip on the rest. With a hint the task splits in two: retrieving the month (the
+# "hint itself right" column) and mapping the written month to the answer (the last column:
+# answers right among the items whose hint was right). The second step needs no fact about the
+# person, only the rule; the printout under the table says how well our model learned it.
+#
+# "Poor without a hint" is a negative claim: it says something only where the hinted version,
+# the positive control, works at this scale (its answer above chance and above the direct
+# answer, beyond the noise). The "hint works" column checks that for every task.
 
 # %%
-manip = []
-for task in (*CLASSIFY, *COMPARE):
-    plain = score_task(fwd, plan, forward_bios, task, hint=False)
-    hinted = score_task(fwd, plan, forward_bios, task, hint=True)
-    manip.append(
+manip_scored = {
+    task: (
+        score_task(fwd, plan, forward_bios, task, hint=False),
+        score_task(fwd, plan, forward_bios, task, hint=True),
+    )
+    for task in (*CLASSIFY, *COMPARE)
+}
+chances = {
+    task: chance(task, forward_bios, scored_people(plan), plan.seed) for task in manip_scored
+}
+manip = pd.DataFrame(
+    [
         {
             "task": task,
-            "chance": chance(task, forward_bios, scored_people(plan), plan.seed),
+            "chance": chances[task],
             "no hint": plain.accuracy,
             "hint at test": hinted.accuracy,
+            "hint works": hint_helps(plain, hinted, chances[task]),
             "hint itself right": hinted.hint_accuracy,
-            "answer right given right hint": float(hinted.answer_ok[hinted.hint_ok].mean())
-            if hinted.hint_ok.any()
+            "answer right given right hint": hinted.answer_given_hint.value
+            if hinted.answer_given_hint is not None
             else float("nan"),
         }
-    )
-manip = pd.DataFrame(manip).set_index("task")
+        for task, (plain, hinted) in manip_scored.items()
+    ]
+).set_index("task")
 print(manip.round(3).to_string())
+helped = [t for t in manip.index if manip.loc[t, "hint works"]]
+below = [t for t in manip.index if manip.loc[t, "no hint"] < manip.loc[t, "chance"]]
+mapped = manip_scored["month_mod2"][1].answer_given_hint
+print(
+    "\nThe hinted version works (above chance and above the direct answer, beyond the noise) "
+    f"for: {', '.join(helped) or 'none'}."
+    f"\nWithout a hint, below the most-common-answer baseline: {', '.join(below) or 'none'}."
+)
+if mapped is not None:
+    print(
+        f"Given a correctly written month, the model answers the even-month question right in "
+        f"{mapped.value:.0%} of cases ({mapped.k} of {mapped.n})."
+    )
 
 # %% mystnb={"figure": {"caption": "Classification and comparison on P_test, answered directly or after writing the hint, against the most-common-answer baseline.", "name": "fig-part3-2-hint"}}
 fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -256,26 +309,31 @@ ax.set_title("Manipulation with and without a hint")
 _ = savefig(fig, "part3_2_hint")
 
 # %% [markdown]
-# ## Result 3: inverse search fails, unless the data is written the other way
+# ## Does inverse search work, after forward or after reverse pretraining?
 #
 # The inverse questions name attributes and ask for the person's first or full name. The
 # forward model was fine-tuned on them for P_train exactly as on the other tasks; the reverse
-# model went through the same fine-tune from a parent pretrained on reverse6 biographies. As a
-# diagnostic we also ask whether each parent has stored "attributes -> name" at all: does it
-# predict the name where its biography states it? In a forward biography the name comes first,
-# with nothing before it to predict it from; in a reverse biography it comes after the facts.
+# model went through the same fine-tune from a parent pretrained on reverse6 biographies. The
+# paper finds about 0% after forward pretraining and non-trivial accuracy only after reverse
+# pretraining (the paper's Result 7). As a diagnostic we also ask whether each parent has
+# stored "attributes -> name" at all: does it predict the name where its biography states it?
+# In a forward biography the name comes first, with nothing before it to predict it from; in a
+# reverse biography it comes after the facts.
 
 # %%
-inverse = []
-for task in INVERSE:
-    inverse.append(
-        {
-            "task": task,
-            "forward pretraining": score_task(fwd, plan, forward_bios, task).accuracy,
-            "reverse6 pretraining": score_task(rev, plan, reverse_bios, task).accuracy,
-        }
+inverse_scored = {
+    task: (
+        score_task(fwd, plan, forward_bios, task),
+        score_task(rev, plan, reverse_bios, task),
     )
-inverse = pd.DataFrame(inverse).set_index("task")
+    for task in INVERSE
+}
+inverse = pd.DataFrame(
+    [
+        {"task": task, "forward pretraining": f.accuracy, "reverse6 pretraining": r.accuracy}
+        for task, (f, r) in inverse_scored.items()
+    ]
+).set_index("task")
 print(inverse.round(3).to_string())
 recall = {
     label: name_recall(parent.model, bios, scored_people(plan))
@@ -288,45 +346,55 @@ print(
     "parent predicts the full name inside the person's own biography (teacher-forced): "
     + ", ".join(f"{k} {v:.0%}" for k, v in recall.items())
 )
-inverse_fwd = float(inverse["forward pretraining"].max())
-inverse_rev = float(inverse["reverse6 pretraining"].max())
+best_fwd = max((f.acc for f, _ in inverse_scored.values()), key=lambda a: a.value)
+best_rev = max((r.acc for _, r in inverse_scored.values()), key=lambda a: a.value)
+reverse_works = all(compare(r.acc, f.acc) > 0 for f, r in inverse_scored.values())
+print(
+    f"best inverse task: forward {best_fwd.value:.0%}, reverse6 {best_rev.value:.0%} "
+    f"(n = {best_rev.n}); reverse6 beats forward beyond the noise on every task: {reverse_works}"
+)
 
 # %% [markdown]
-# ## The practical fix: an external index beside the model
+# ## Can an external index stand in for inverse search?
 #
-# What a deployed system does instead (Part 3.2 lists retrieval augmentation among the remedies,
-# Result 9): keep the reversal out of the model. An inverted index over the biographies maps a
-# birth date to the people whose biography states it (a "registry"); the forward model then
-# checks every other attribute the question gives ("What is the birth city of X?"), and
-# candidates whose answer differs are dropped. The index holds only the birth date, so the
-# birth-city check is the model's work. Same test people, same questions:
+# What a deployed system does instead (the paper lists retrieval augmentation among the
+# remedies, its Result 9): keep the reversal out of the model. An inverted index over the
+# biographies maps a birth date to the people whose biography states it (a "registry"); the
+# forward model then checks every other attribute the question gives ("What is the birth city
+# of X?"), and candidates whose answer differs are dropped. The index holds only the birth date,
+# so the birth-city check is the model's work. Same test people, same questions:
 
 # %%
 index = AttributeIndex.build(records(forward_bios), ["birth_date"])
 check = forward_checker(fwd, forward_bios)
 facts = dict(records(forward_bios))
-rag = []
+rag, rag_hits = [], {}
 for task in INVERSE:
     target = task.split("->")[1]
     items = p32_items(forward_bios, task, scored_people(plan), seed=plan.seed)
-    hits, unique = 0, 0
+    hits, unique, index_alone = 0, 0, 0
     for it in items:
-        found = search(index, given_values(task, facts[it.person]), check)
+        given = given_values(task, facts[it.person])
+        found = search(index, given, check)
         unique += len(found) == 1
+        index_alone += len(index.candidates(given)) == 1
         if found:
             f = forward_bios.facts(found[0])
             hits += (f["name"] if target == "full" else f["name"].split()[0]) == it.answer
+    rag_hits[task] = (hits, len(items))
     rag.append(
         {
             "task": task,
             "model alone": inverse.loc[task, "forward pretraining"],
             "index + forward model": hits / len(items),
             "single candidate left": unique / len(items),
+            "index alone leaves one": index_alone / len(items),
         }
     )
 rag = pd.DataFrame(rag).set_index("task")
 print(rag.round(3).to_string())
-index_acc = float(rag["index + forward model"].min())
+# the model's work is the task that names more than the indexed attribute
+model_task = INVERSE[-1]
 
 # %% mystnb={"figure": {"caption": "Inverse search on P_test: the forward model alone, a model pretrained on reverse biographies, and the forward model behind a birth-date index.", "name": "fig-part3-2-inverse"}}
 both = inverse.join(rag[["index + forward model"]])
@@ -344,6 +412,7 @@ _ = savefig(fig, "part3_2_inverse")
 # Pick a P_test person and a question: the forward model answers directly and, where the task
 # has one, after writing the hint, beside the truth. The interactive version needs a live
 # kernel; the rendered book shows the fixed sample of questions below it.
+
 
 # %%
 def explorer_rows(person: int, task: str) -> list[dict]:
@@ -409,25 +478,26 @@ except ImportError:
 #   people: far below the sample sizes at which the paper's classification without a hint leaves
 #   chance. The `gpu` and `paper` presets describe larger runs.
 # - **What the small scale limits.** Everything with a hint rests on retrieval: the hint *is* a
-#   retrieval, so hinted accuracy is capped near "hint right + half of the rest", and a
-#   comparison needs two retrievals in a row. Our fine-tuned model extracts the facts of P_test
-#   people far less reliably than the paper's (it reports about 100% for the birth date), which
-#   is what a bigger model, more people and more exposures buy. Inverse search after reverse pretraining
-#   needs the same kind of extraction in the other direction, and the diagnostic above separates
-#   the two steps: stored "attributes -> name" inside the biography, and extracting it from a
-#   question about a person never asked about in training.
+#   retrieval, so a binary task's hinted accuracy is capped near "hint right + half of the
+#   rest", and a comparison needs two retrievals in a row. How reliably our fine-tuned model
+#   extracts the facts of P_test people is printed in the retrieval section, beside the paper's
+#   about 100% for the birth date; a bigger model, more people and more exposures are what close
+#   that gap. Inverse search after reverse pretraining needs the same kind of extraction in the
+#   other direction, and the diagnostic above separates the two steps: stored "attributes ->
+#   name" inside the biography, and extracting it from a question about a person never asked
+#   about in training.
 # - **Fine-tuning.** The parent is the paper's: the Part 3.1 model pretrained on multi5+permute
 #   (the same run as in the Part 3.1 chapter). The paper then teaches each task by LoRA (rank
 #   8/16 on query/value, rank 128 on the embedding) on task data only, one task at a time. We
 #   fine-tune every weight on the Part 3.1 questions and all the chapter's tasks at once, with
 #   biographies kept in the mix so that a small model does not overwrite what it stored; with the
-#   Part 3.1 questions in the mix this is the "QA-fine-tuned" starting point of Result 5, which
-#   the paper finds within about a point of the BIO-pretrained one. Why not LoRA here: in our
-#   trials a LoRA adapter of the paper's targets did not learn to say "Yes", "No" or "minus" at
-#   all. Those words never occur in the biographies, and with tied input and output embeddings
-#   peft's embedding adapter changes the input lookup only, so the output layer that would have
-#   to produce them stays frozen. Whether the paper's wider models reach such words through
-#   their hidden states alone we have not tested; the `gpu` preset keeps full fine-tuning.
+#   Part 3.1 questions in the mix this is the "QA-fine-tuned" starting point of the paper's
+#   Result 5, which the paper finds within about a point of the BIO-pretrained one. Why not LoRA
+#   here: the answer words "Yes", "No" and "minus" never occur in the biographies, and with tied
+#   input and output embeddings peft's embedding adapter changes the input lookup only, so the
+#   output layer that would have to produce those words would stay frozen. This chapter runs no
+#   LoRA fine-tune, so it does not test whether the paper's wider models reach such words
+#   through their hidden states alone; the `gpu` preset keeps full fine-tuning.
 # - **Tasks.** 13 of the paper's 28: birth day and year, two of the six dual retrievals, month
 #   mod 2, 6 and 12, major luckiness mod 5, later month, month difference, luckier major, and two
 #   of the ten inverse tasks. Words of the questions and the hint markers are ours; tokens are
@@ -435,12 +505,16 @@ except ImportError:
 #   tokens only.
 # - **Reverse data.** Our `reverse6` keeps the six template sentences with the pronoun as subject
 #   and adds "He/She is Name." at the end; the paper's exact reverse wording is not in our notes.
-# - **The index** is our addition, an instance of the retrieval augmentation the paper names.
+# - **The index** is our addition, an instance of the retrieval augmentation the paper names;
+#   the ledger lists it among our demonstrations, not among the paper's claims.
 #
 # ## Claims
 #
-# The paper's numbers are quoted from Part 3.2 (results as numbered there); ours come from the
-# runs above, on P_test.
+# The paper's numbers are quoted from Part 3.2 (results as numbered there; values marked
+# "P32-card" come from a third-party summary card of the paper, not from its text). Ours come
+# from the runs above: each accuracy is over the P_test people scored (n), with its 95% Wilson
+# interval. A claim that a task is poor without a hint is judged only where the hinted version,
+# its positive control, works (above chance and above the direct answer, beyond the noise).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -449,102 +523,175 @@ print(f"chapter wall time at scale {scale}: {time.perf_counter() - chapter_start
 # %%
 # NBVAL_CHECK_OUTPUT
 ledger = Ledger("part3_2_knowledge_manipulation", scale)
-stores = full_retrieval >= 0.5  # the manipulation claims presuppose stored, extractable facts
-ledger.add(
+# "about 100%" extraction: >= 0.9 reproduced, >= 0.75 partly; n = every attribute question
+# asked (six per P_test person, each about a separately drawn fact)
+ledger.score(
     "retrieval of stored attributes works out of distribution (multi5+permute)",
     "~100% birth date, 98% major",
-    "Part 3.2, Sec. 2",
-    full_retrieval,
-    threshold_verdict(full_retrieval, 0.9, 0.5),
-    "mean of the six Part 3.1 questions on P_test",
+    "Part 3.2, Sec. 2 (the Part 3.1 starting model)",
+    AtLeast(0.9, 0.75),
+    Acc(sum(scored[a].acc.k for a in QA_ATTRIBUTES), sum(scored[a].acc.n for a in QA_ATTRIBUTES)),
+    note=f"the six attribute questions on P_test; birth date {date.accuracy:.0%}, "
+    f"major {acc['major']:.0%}",
 )
-year_gap = date_acc - year_acc
-ledger.add(
-    "the birth year alone is retrieved worse than the full date (R2)",
+# "poor while the full date is ~100%" is a large gap: at least 0.3, beyond the noise
+ledger.score(
+    "the birth year alone is retrieved worse than the full date",
     "poor, while the full date is ~100%",
-    "Part 3.2, R2",
-    year_acc,
-    NOT_HERE if not stores else "reproduced" if year_gap >= 0.1 else
-    "partly" if year_gap > 0 else "contradicted",
-    f"full date {date_acc:.0%}, day {day_acc:.0%}",
+    "Part 3.2, Result 2",
+    EffectOverControl(0.3, pairs=(("full date", "year alone"),)),
+    {"full date": date.acc, "year alone": year.acc},
+    note=f"day alone {day.accuracy:.0%}",
 )
-worst_dual = min(dual_acc, key=dual_acc.get)
-ledger.add(
-    "dual retrieval works in either order on multi5+permute (R1)",
+# "near perfect": >= 0.9 reproduced, >= 0.75 partly, on the worse of the two question orders
+ledger.score(
+    "dual retrieval is near perfect in either order on multi5+permute",
     "near perfect",
-    "Part 3.2, R1",
-    dual_acc[worst_dual],
-    NOT_HERE if not stores else "reproduced"
-    if dual_acc[worst_dual] >= 0.8 * dual_expected[worst_dual] else
-    "partly" if dual_acc[worst_dual] >= 0.5 * dual_expected[worst_dual] else "contradicted",
-    ", ".join(f"{q.removeprefix('dual:')} {dual_acc[q]:.0%} (two lookups {dual_expected[q]:.0%})"
-              for q in DUAL),
+    "Part 3.2, Result 1",
+    AtLeast(0.9, 0.75),
+    scored[worst_dual].acc,
+    note="worse of " + ", ".join(f"{q.removeprefix('dual:')} {acc[q]:.0%}" for q in DUAL),
 )
-even = manip.loc["month_mod2"]
-ledger.add(
-    "even-month classification without a hint is poor with few training samples (R3)",
-    "60.4% at 2.5K samples (chance 50%)",
-    "Part 3.2, R3",
-    even["no hint"],
-    NOT_HERE if not stores else "reproduced" if even["no hint"] <= even["chance"] + 0.15 else
-    "partly" if even["no hint"] < even["hint at test"] - 0.1 else "contradicted",
-    f"{len(p_train)} training people; chance {even['chance']:.0%}",
-)
-hint_lift = even["hint at test"] - even["no hint"]
-ledger.add(
-    "with the hint written at test time, even-month classification is high (R4)",
+# Without a hint, "poor" = no more than 0.1 above chance (the even-month excess the paper reports
+# at 2.5K samples; we train on about a hundred), 0.05 for major ranking ("barely above chance").
+# Chance is the most common answer on these people. A negative claim needs its positive control:
+# the hinted version must work (above chance and above the direct answer, beyond the noise).
+no_hint_claims = {
+    "month_mod2": (
+        "even-month classification without a hint is poor with few training samples",
+        "60.4% at 2.5K samples, 75.9% at 10K (chance 50%)",
+        "Part 3.2, Result 3 (values: P32-card)",
+        0.1,
+    ),
+    "month_mod6": (
+        "month mod 6 without a hint is poor with few training samples",
+        "poor without CoT (per-task value not in our notes)",
+        "Part 3.2, Result 3",
+        0.1,
+    ),
+    "month_mod12": (
+        "month mod 12 without a hint is poor with few training samples",
+        "poor without CoT (per-task value not in our notes)",
+        "Part 3.2, Result 3",
+        0.1,
+    ),
+    "major_mod5": (
+        "major luckiness mod 5 without a hint is poor with few training samples",
+        "poor without CoT (per-task value not in our notes)",
+        "Part 3.2, Result 3",
+        0.1,
+    ),
+    "month_later": (
+        "month comparison without a hint is poor with few training samples",
+        "85.6% only at 50K samples",
+        "Part 3.2, Result 3 (value: P32-card)",
+        0.1,
+    ),
+    "month_diff": (
+        "month difference without a hint is poor with few training samples",
+        "poor without CoT (per-task value not in our notes)",
+        "Part 3.2, Result 3",
+        0.1,
+    ),
+    "major_luckier": (
+        "ranking majors by luckiness stays near chance without a hint",
+        "52.2% at 25K samples (chance ~50.5%)",
+        "Part 3.2, Result 3 (value: P32-card)",
+        0.05,
+    ),
+}
+for task, (claim, paper, source, margin) in no_hint_claims.items():
+    plain, hinted = manip_scored[task]
+    lo, hi = plain.acc.interval
+    side = (
+        "; below chance beyond the noise"
+        if hi < chances[task]
+        else "; below chance"
+        if plain.accuracy < chances[task]
+        else ""
+    )
+    ledger.score(
+        claim,
+        paper,
+        source,
+        NoBetterThan(round(chances[task], 2), margin),
+        plain.acc,
+        requires=[
+            Requires(
+                "the hinted version to work: above chance and the direct answer, beyond the noise",
+                hint_helps(plain, hinted, chances[task]),
+            )
+        ],
+        note=f"chance {chances[task]:.0%}{side}; with the hint at test {hinted.accuracy:.0%}",
+    )
+# With the hint at test: the paper's 94.2% is near perfect, >= 0.9 reproduced, >= 0.75 (the
+# paper's unhinted level at 10K) partly
+mod2_hint = manip_scored["month_mod2"][1]
+ledger.score(
+    "with the hint written at test time, even-month classification is high",
     "94.2% (10K samples)",
-    "Part 3.2, R4",
-    even["hint at test"],
-    NOT_HERE if not stores else "reproduced" if even["hint at test"] >= 0.85 else
-    "partly" if hint_lift >= 0.1 else NOT_HERE,
-    f"no hint {even['no hint']:.0%}; the month itself right {even['hint itself right']:.0%}",
+    "Part 3.2, Result 4 (value: P32-card)",
+    AtLeast(0.9, 0.75),
+    mod2_hint.acc,
+    note=f"the month itself right {mod2_hint.hint_accuracy:.0%}",
 )
-later = manip.loc["month_later"]
-ledger.add(
-    "month comparison: near chance without a hint, far better with it (R3-R4)",
-    "85.6% without at 50K samples; CoT needed with few",
-    "Part 3.2, R3-R4",
-    f"{later['no hint']:.2f} / {later['hint at test']:.2f}",
-    NOT_HERE if not stores or later["hint itself right"] < 0.5 else "reproduced"
-    if later["no hint"] <= later["chance"] + 0.15 and later["hint at test"] >= 0.8 else
-    "partly" if later["hint at test"] > later["no hint"] + 0.1 else "contradicted",
-    f"no hint / hint at test; both months right in {later['hint itself right']:.0%} of hints",
+# Month difference with the hint: the paper's 61.5%; >= 0.5 reproduced, >= 0.3 partly
+diff_hint = manip_scored["month_diff"][1]
+ledger.score(
+    "with the hint at test time, month difference is answered",
+    "61.5% (both months right 78.1%)",
+    "Part 3.2, Result 4 (value: P32-card)",
+    AtLeast(0.5, 0.3),
+    diff_hint.acc,
+    note=f"both months right {diff_hint.hint_accuracy:.0%}",
 )
-luckier = manip.loc["major_luckier"]
-ledger.add(
-    "ranking majors by luckiness stays near chance without a hint (R3)",
-    "52.2% at 25K samples (chance ~50.5%)",
-    "Part 3.2, R3",
-    luckier["no hint"],
-    NOT_HERE if not stores else "reproduced" if luckier["no hint"] <= luckier["chance"] + 0.1
-    else "contradicted",
-    f"chance {luckier['chance']:.0%}; with the hint at test {luckier['hint at test']:.0%}",
-)
-ledger.add(
-    "inverse search is about 0% after forward pretraining (R7)",
+# "~0%": the upper 95% bound <= 0.05 reproduced, point <= 0.1 partly, on the better task; a
+# negative claim, so it needs the paper's own positive control (reverse pretraining works)
+ledger.score(
+    "inverse search is about 0% after forward pretraining",
     "~0%",
-    "Part 3.2, R7",
-    inverse_fwd,
-    NOT_HERE if not stores else "reproduced" if inverse_fwd <= 0.05 else "contradicted",
-    "best of the inverse tasks",
+    "Part 3.2, Result 7",
+    AtMost(0.05, 0.1),
+    best_fwd,
+    requires=[
+        Requires(
+            "the reverse6 model to beat the forward one beyond the noise on every inverse task",
+            reverse_works,
+        )
+    ],
+    note="better of the two inverse tasks",
 )
-ledger.add(
-    "reverse pretraining makes inverse search possible (R7)",
-    "non-trivial",
-    "Part 3.2, R7",
-    inverse_rev,
-    "reproduced" if inverse_rev >= max(0.2, inverse_fwd + 0.15) else
-    "partly" if inverse_rev > inverse_fwd + 0.03 else NOT_HERE,
-    f"best of the inverse tasks; the reverse parent recalls {recall['reverse6']:.0%} of names "
-    "inside its biographies",
+# "non-trivial" over a forward model at ~0%: a gain of at least 0.1, beyond the noise, on every task
+short = {task: task.removeprefix("inverse:") for task in INVERSE}
+ledger.score(
+    "reverse pretraining makes inverse search possible",
+    "non-trivial, forward ~0%",
+    "Part 3.2, Result 7",
+    EffectOverControl(0.1, pairs=tuple((f"reverse6 {s}", f"forward {s}") for s in short.values())),
+    {
+        f"{label} {short[task]}": pair[i].acc
+        for task, pair in inverse_scored.items()
+        for i, label in ((1, "reverse6"), (0, "forward"))
+    },
+    note=f"the reverse parent recalls {recall['reverse6']:.0%} of names inside its biographies",
 )
-ledger.add(
-    "an external index plus forward retrieval answers inverse search (R9, our demonstration)",
+# our demonstration: >= 0.8 reproduced, >= 0.4 partly, on the task the model takes part in
+k, n = rag_hits[model_task]
+ledger.score(
+    "a birth-date index plus forward retrieval answers inverse search",
     "retrieval augmentation is a remedy",
-    "Part 3.2, R9",
-    index_acc,
-    NOT_HERE if not stores else threshold_verdict(index_acc, 0.8, 0.4),
-    "worst of the inverse tasks",
+    "Part 3.2, Result 9",
+    AtLeast(0.8, 0.4),
+    Acc(k, n),
+    note=f"{short[model_task]}; the index alone leaves one candidate for "
+    f"{rag.loc[model_task, 'index alone leaves one']:.0%} of these questions, so the model's "
+    "birth-city check keeps or drops the right person",
+    demo=True,
 )
 ledger
+
+# %% [markdown]
+# ## What held at this scale
+
+# %%
+close_chapter(ledger)

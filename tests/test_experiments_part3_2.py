@@ -15,8 +15,15 @@ from physlm.experiments import part3_2 as p32
 from physlm.measure.index import AttributeIndex, search
 from physlm.runs import continue_from, get_or_train
 
-KW = dict(n_people=30, exposures=2, batch_size=4, seq_len=256, seed=3, template_variants=5,
-          order_variants=5)
+KW = dict(
+    n_people=30,
+    exposures=2,
+    batch_size=4,
+    seq_len=256,
+    seed=3,
+    template_variants=5,
+    order_variants=5,
+)
 
 
 @pytest.mark.parametrize("k", [0, 3, 6])
@@ -53,8 +60,10 @@ def test_reverse_rejects_bad_arguments():
 
 def test_index_candidates_and_search_match_brute_force():
     rng = np.random.default_rng(0)
-    recs = [(i, {"a": str(rng.integers(4)), "b": str(rng.integers(3)), "c": str(i % 5)})
-            for i in range(60)]
+    recs = [
+        (i, {"a": str(rng.integers(4)), "b": str(rng.integers(3)), "c": str(i % 5)})
+        for i in range(60)
+    ]
     index = AttributeIndex.build(recs, ["a", "b"])
     truth = dict(recs)
     for a in "0123":
@@ -83,8 +92,9 @@ def test_score_reads_answers_and_hints(monkeypatch):
     hinted = p32_items(bios, "month_mod2", [0, 1, 2, 3], hint=True)
 
     def truth(model, items, **kw):  # the true completion, then noise
-        return [list(it.ids[it.target_span[0]: it.target_span[1]]) + [v.id("Yes")] * 2
-                for it in items]
+        return [
+            list(it.ids[it.target_span[0] : it.target_span[1]]) + [v.id("Yes")] * 2 for it in items
+        ]
 
     monkeypatch.setattr(p32, "complete", truth)
     assert p32.score(None, plain).accuracy == 1.0
@@ -94,7 +104,7 @@ def test_score_reads_answers_and_hints(monkeypatch):
     def wrong_hint(model, items, **kw):  # right answer after a wrong month
         out = []
         for it in items:
-            g = list(it.ids[it.target_span[0]:])
+            g = list(it.ids[it.target_span[0] :])
             g[0] = v.id("May") if g[0] != v.id("May") else v.id("June")
             out.append(g)
         return out
@@ -193,7 +203,7 @@ def test_answer_text_shows_the_scored_window(monkeypatch):
     hinted = p32_items(bios, "month_mod2", people[:1], hint=True)[0]
     junk = [v.id("Yes"), v.id("No")] * 3  # untrained tokens after the answer are cut off
     for it in (plain, hinted):
-        want = list(it.ids[it.target_span[0]: it.target_span[1]])
+        want = list(it.ids[it.target_span[0] : it.target_span[1]])
         monkeypatch.setattr(p32, "complete", lambda m, items, w=want, **kw: [w + junk])
         assert p32.answer_text(None, it) == v.decode(want)
     monkeypatch.setattr(p32, "complete", lambda m, items, **kw: [[v.id("No")] * 9])
@@ -219,3 +229,30 @@ def test_name_recall_reads_the_name_positions():
     assert p32.name_recall(_Shifted(n, 1), bios, people) == 1.0
     assert p32.name_recall(_Shifted(n, 0), bios, people) == 0.0
     assert p32.name_recall(_Shifted(n, 2), bios, people) == 0.0
+
+
+def test_scored_accuracies_carry_their_counts_and_hint_helps_needs_the_noise():
+    def scored(task, hint, answers, hints=None):
+        h = None if hints is None else np.asarray(hints, dtype=bool)
+        return p32.Scored(task, hint, np.asarray(answers, dtype=bool), h)
+
+    def of(k, hint, n=100):
+        return scored("month_mod2", hint, [1] * k + [0] * (n - k), [0] * n if hint else None)
+
+    plain = of(5, False)
+    assert (plain.acc.k, plain.acc.n) == (5, 100)
+    assert plain.hint_acc is None and plain.answer_given_hint is None
+    hinted = scored("month_mod2", True, [1] * 40 + [0] * 60, [1] * 50 + [0] * 50)
+    assert (hinted.hint_acc.k, hinted.hint_acc.n) == (50, 100)
+    assert (hinted.answer_given_hint.k, hinted.answer_given_hint.n) == (40, 50)
+    assert p32.hint_helps(plain, hinted, chance=0.2)  # 40% of 100: above 5% and above chance
+    assert not p32.hint_helps(plain, hinted, chance=0.35)  # 40% [0.31, 0.50] is at 35% chance
+    assert not p32.hint_helps(plain, of(8, True), chance=0.0)  # 8% vs 5%: inside the noise
+    assert of(8, True).answer_given_hint is None
+    assert not p32.hint_helps(of(60, False), of(62, True), chance=0.5)  # above chance, no gain
+    with pytest.raises(ValueError, match="unhinted then hinted"):
+        p32.hint_helps(hinted, plain, chance=0.5)
+    with pytest.raises(ValueError, match="same task"):
+        p32.hint_helps(plain, scored("month_mod6", True, [1] * 100, [1] * 100), chance=0.5)
+    with pytest.raises(ValueError, match="chance"):
+        p32.hint_helps(plain, hinted, chance=1.5)

@@ -26,6 +26,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from physlm.claims import Acc, compare
 from physlm.data.bios import BioSStream, bios_world
 from physlm.data.bios_qa import (
     HINTED,
@@ -85,8 +86,10 @@ class ManipulationScale:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
         if not isinstance(self.knowledge, KnowledgeScale):
-            raise ValueError("knowledge must be a part3_1.KnowledgeScale (part3_1.scale_for), "
-                             f"got {type(self.knowledge).__name__}")
+            raise ValueError(
+                "knowledge must be a part3_1.KnowledgeScale (part3_1.scale_for), "
+                f"got {type(self.knowledge).__name__}"
+            )
         for name in ("finetune_epochs", "workers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -96,8 +99,10 @@ class ManipulationScale:
         except (TypeError, ValueError, ZeroDivisionError):
             q = None
         if q is None or not 0 < q < 1:
-            raise ValueError(f"finetune_qa_fraction must be a fraction in (0, 1), got "
-                             f"{self.finetune_qa_fraction!r}")
+            raise ValueError(
+                f"finetune_qa_fraction must be a fraction in (0, 1), got "
+                f"{self.finetune_qa_fraction!r}"
+            )
         if not self.finetune_lr > 0:
             raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr!r}")
         opts = part3_1.variant_options(self.source)
@@ -117,18 +122,28 @@ class ManipulationScale:
 
 
 _PRESETS: dict[str, dict] = {
-    "smoke": dict(finetune_epochs=1, finetune_qa_fraction="1/2", finetune_lr=1e-3,
-                  test_people=6),
+    "smoke": dict(finetune_epochs=1, finetune_qa_fraction="1/2", finetune_lr=1e-3, test_people=6),
     "cpu": dict(finetune_epochs=16, finetune_qa_fraction="3/4", finetune_lr=2e-3, workers=2),
-    "gpu": dict(finetune_epochs=20, finetune_qa_fraction="4/5", finetune_lr=3e-4, threads=None,
-                test_people=5000),
-    "paper": dict(finetune_epochs=50, finetune_qa_fraction="4/5", finetune_lr=3e-4,
-                  threads=None, test_people=50_000),
+    "gpu": dict(
+        finetune_epochs=20,
+        finetune_qa_fraction="4/5",
+        finetune_lr=3e-4,
+        threads=None,
+        test_people=5000,
+    ),
+    "paper": dict(
+        finetune_epochs=50,
+        finetune_qa_fraction="4/5",
+        finetune_lr=3e-4,
+        threads=None,
+        test_people=50_000,
+    ),
 }
 
 
-def scale_for(scale: str, seed: int = 0, knowledge: dict | None = None,
-              **overrides) -> ManipulationScale:
+def scale_for(
+    scale: str, seed: int = 0, knowledge: dict | None = None, **overrides
+) -> ManipulationScale:
     """The Part 3.2 plan at ``scale`` (smoke, cpu, gpu, paper), with fields overridden.
 
     ``knowledge`` overrides fields of the Part 3.1 plan it starts from (`part3_1.scale_for`);
@@ -159,8 +174,10 @@ def bios_stream(plan: ManipulationScale, reverse: bool = False) -> BioSStream:
     c = forward.config
     seq = c.bios_per_row * (bios_world().max_bio_len(False) + NAMING_EXTRA + 1)
     if seq > plan.knowledge.block_size:
-        raise ValueError(f"reverse rows of {seq} tokens exceed the model's block size "
-                         f"{plan.knowledge.block_size}")
+        raise ValueError(
+            f"reverse rows of {seq} tokens exceed the model's block size "
+            f"{plan.knowledge.block_size}"
+        )
     return ReverseBioSStream(replace(c, seq_len=seq), reverse=plan.reverse)
 
 
@@ -178,17 +195,23 @@ def finetune_items(plan: ManipulationScale, bios: BioSStream) -> list[QAItem]:
     train, _ = halves(plan)
     items = p31_items(bios, train)
     for task in plan.tasks:
-        items += p32_items(bios, task, train, hint="half" if task in HINTED else False,
-                           seed=plan.seed)
+        items += p32_items(
+            bios, task, train, hint="half" if task in HINTED else False, seed=plan.seed
+        )
     return items
 
 
 def finetune_data(plan: ManipulationScale, reverse: bool = False) -> QAStream:
     """The fine-tune's stream: the items of P_train, with the parent's biography rows mixed in."""
     bios = bios_stream(plan, reverse)
-    return QAStream(finetune_items(plan, bios), bios=bios, batch_size=bios.config.batch_size,
-                    seq_len=bios.config.seq_len, seed=plan.seed + 1,
-                    qa_fraction=plan.finetune_qa_fraction)
+    return QAStream(
+        finetune_items(plan, bios),
+        bios=bios,
+        batch_size=bios.config.batch_size,
+        seq_len=bios.config.seq_len,
+        seed=plan.seed + 1,
+        qa_fraction=plan.finetune_qa_fraction,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +222,13 @@ def finetune_config(plan: ManipulationScale, data: QAStream) -> TrainConfig:
     """AdamW, no warmup, cosine to 10%: Part 3.1's fine-tuning schedule, every weight trained."""
     steps = data.steps_for(plan.finetune_epochs)
     return TrainConfig(
-        steps=steps, lr=plan.finetune_lr, weight_decay=plan.weight_decay,
-        warmup_steps=0, min_lr_ratio=0.1, seed=plan.seed, log_every=max(1, steps // 50),
+        steps=steps,
+        lr=plan.finetune_lr,
+        weight_decay=plan.weight_decay,
+        warmup_steps=0,
+        min_lr_ratio=0.1,
+        seed=plan.seed,
+        log_every=max(1, steps // 50),
     )
 
 
@@ -211,12 +239,14 @@ def parent(plan: ManipulationScale, reverse: bool = False, progress: bool = Fals
     if not reverse:
         return part3_1.pretrained(k, plan.source, progress)[0]
     data = bios_stream(plan, reverse=True)
-    return get_or_train(k.model_config(), part3_1.pretrain_config(k, data.steps), data,
-                        progress=progress)
+    return get_or_train(
+        k.model_config(), part3_1.pretrain_config(k, data.steps), data, progress=progress
+    )
 
 
-def finetune(plan: ManipulationScale, reverse: bool = False, progress: bool = False
-             ) -> tuple[Run, Run]:
+def finetune(
+    plan: ManipulationScale, reverse: bool = False, progress: bool = False
+) -> tuple[Run, Run]:
     """(parent, fine-tuned) runs: the Part 3.2 tasks on P_train, from the parent (cached).
 
     The fine-tune starts from the parent's weights (the trainer's ``build`` hook); its run key
@@ -224,8 +254,9 @@ def finetune(plan: ManipulationScale, reverse: bool = False, progress: bool = Fa
     """
     base = parent(plan, reverse, progress)
     data = finetune_data(plan, reverse)
-    run = get_or_train(train_cfg=finetune_config(plan, data), data=data, progress=progress,
-                       **continue_from(base))
+    run = get_or_train(
+        train_cfg=finetune_config(plan, data), data=data, progress=progress, **continue_from(base)
+    )
     return base, run
 
 
@@ -276,9 +307,52 @@ class Scored:
     def hint_accuracy(self) -> float:
         return float("nan") if self.hint_ok is None else float(self.hint_ok.mean())
 
+    @property
+    def acc(self) -> Acc:
+        """The accuracy with its sample size for the ledger: one item per scored person."""
+        return Acc(int(self.answer_ok.sum()), int(self.answer_ok.size))
 
-def complete(model: GPT, items: list[QAItem], extra: int = 4, batch_size: int = 128,
-             max_new: int | None = None) -> list[list[int]]:
+    @property
+    def hint_acc(self) -> Acc | None:
+        """The share of hints written right, with its sample size (None when unhinted)."""
+        if self.hint_ok is None:
+            return None
+        return Acc(int(self.hint_ok.sum()), int(self.hint_ok.size))
+
+    @property
+    def answer_given_hint(self) -> Acc | None:
+        """Answers right among the items whose hint was written right: how well the model maps
+        a correct written fact to the answer (None when unhinted or no hint was right)."""
+        if self.hint_ok is None or not self.hint_ok.any():
+            return None
+        return Acc(int(self.answer_ok[self.hint_ok].sum()), int(self.hint_ok.sum()))
+
+
+def hint_helps(plain: Scored, hinted: Scored, chance: float) -> bool:
+    """Does the hinted version of a task work: with the hint written at test time, is the answer
+    above ``chance`` and above the direct answer, both beyond the noise?
+
+    The positive control of a "poor without a hint" claim: where the hint does not work either,
+    a task that stays near chance without it says nothing about the hint. Both conditions are
+    needed: a direct answer below chance is beaten by a hinted one that is still at chance.
+    """
+    if plain.task != hinted.task or plain.hint or not hinted.hint:
+        raise ValueError(
+            f"need the same task unhinted then hinted, got {plain.task!r} "
+            f"(hint={plain.hint}) and {hinted.task!r} (hint={hinted.hint})"
+        )
+    if not 0 <= chance <= 1:
+        raise ValueError(f"chance must be in [0, 1], got {chance}")
+    return compare(hinted.acc, plain.acc) > 0 and hinted.acc.interval[0] > chance
+
+
+def complete(
+    model: GPT,
+    items: list[QAItem],
+    extra: int = 4,
+    batch_size: int = 128,
+    max_new: int | None = None,
+) -> list[list[int]]:
     """Greedy completions of the items' prompts: ``len(completion) + extra`` tokens each, or
     ``max_new`` tokens when given (then nothing about the true answer is used).
 
@@ -290,7 +364,7 @@ def complete(model: GPT, items: list[QAItem], extra: int = 4, batch_size: int = 
         groups.setdefault(it.target_span[0], []).append(i)
     for plen, idx in sorted(groups.items()):
         for s in range(0, len(idx), batch_size):
-            chunk = idx[s: s + batch_size]
+            chunk = idx[s : s + batch_size]
             x = torch.tensor([items[i].ids[:plen] for i in chunk], dtype=torch.long)
             n = max_new or max(items[i].target_span[1] - plen for i in chunk) + extra
             for i, g in zip(chunk, sample(model, x, n, temperature=0.0), strict=True):
@@ -316,7 +390,7 @@ def read_reply(item: QAItem, generated: list[int]) -> tuple[list[int] | None, li
     cut = next((k for k in range(len(g) - 1) if g[k] == ans and g[k + 1] == colon), None)
     if cut is None:
         return None, []
-    return list(g[: cut + 2]), list(g[cut + 2: cut + 2 + n])
+    return list(g[: cut + 2]), list(g[cut + 2 : cut + 2 + n])
 
 
 def score(model: GPT, items: list[QAItem]) -> Scored:
@@ -330,12 +404,13 @@ def score(model: GPT, items: list[QAItem]) -> Scored:
     answer_ok, hint_ok = [], []
     for it, g in zip(items, complete(model, items), strict=True):
         hint, answer = read_reply(it, g)
-        answer_ok.append(answer == list(it.ids[it.answer_span[0]: it.answer_span[1]]))
+        answer_ok.append(answer == list(it.ids[it.answer_span[0] : it.answer_span[1]]))
         if it.hint:
-            hint_ok.append(hint == list(it.ids[it.target_span[0]: it.answer_span[0]]))
+            hint_ok.append(hint == list(it.ids[it.target_span[0] : it.answer_span[0]]))
     hinted = any(it.hint for it in items)
-    return Scored(items[0].task, hinted, np.asarray(answer_ok),
-                  np.asarray(hint_ok) if hinted else None)
+    return Scored(
+        items[0].task, hinted, np.asarray(answer_ok), np.asarray(hint_ok) if hinted else None
+    )
 
 
 def answer_text(model: GPT, item: QAItem) -> str:
@@ -354,8 +429,9 @@ def scored_people(plan: ManipulationScale) -> np.ndarray:
     return test if plan.test_people is None else test[: plan.test_people]
 
 
-def score_task(model: GPT, plan: ManipulationScale, bios: BioSStream, task: str,
-               hint: bool = False) -> Scored:
+def score_task(
+    model: GPT, plan: ManipulationScale, bios: BioSStream, task: str, hint: bool = False
+) -> Scored:
     """A Part 3.2 task (or a Part 3.1 attribute, named as in QA_ATTRIBUTES) on P_test."""
     people = scored_people(plan)
     if task in QA_ATTRIBUTES:
@@ -419,5 +495,5 @@ def name_recall(model: GPT, bios: BioSStream, people) -> float:
         row = torch.tensor([[bios.vocab.eos_id, *tokens]])
         pred = model(row)[0].argmax(-1)  # pred[t] predicts row[t + 1]
         s, e = spans["name"]
-        hits.append(bool((pred[s:e] == row[0, s + 1: e + 1]).all()))
+        hits.append(bool((pred[s:e] == row[0, s + 1 : e + 1]).all()))
     return float(np.mean(hits))
