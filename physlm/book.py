@@ -209,14 +209,20 @@ def _run_log() -> Iterator[Path]:
                 os.environ[RUN_LOG_ENV] = old
 
 
-def _cache_use(log: Path) -> dict[str, int]:
-    """Distinct runs trained and loaded during one execution."""
-    seen: dict[str, set[str]] = {"trained": set(), "loaded": set()}
+def _cache_use(log: Path, since: float | None = None) -> dict[str, int]:
+    """Distinct runs trained and loaded during one execution; with ``since`` (the start of a
+    whole-book build), runs that an earlier chapter of the same build trained are counted apart
+    (``runs_from_build``), since a build from an empty cache trains them once for both."""
+    seen: dict[str, set[str]] = {"trained": set(), "loaded": set(), "from_build": set()}
     for line in log.read_text(encoding="utf-8").splitlines():
-        how, _, key = line.partition(" ")
+        how, _, rest = line.partition(" ")
+        key, _, finished = rest.partition(" ")
+        if how == "loaded" and since is not None and finished and float(finished) >= since:
+            how = "from_build"
         if how in seen:
             seen[how].add(key)
     seen["loaded"] -= seen["trained"]
+    seen["from_build"] -= seen["trained"] | seen["loaded"]
     return {f"runs_{how}": len(keys) for how, keys in seen.items()}
 
 
@@ -249,11 +255,13 @@ def execute_chapter(
     root: Path | None = None,
     progress: bool = True,
     log_output: bool = False,
+    build_start: float | None = None,
 ) -> Path:
     """Execute ``notebooks/<name>.py`` at ``scale`` and publish ``book/parts/<name>.ipynb``.
 
     papermill writes its working copy to ``_build/chapters/`` (kept there for inspection when
-    a cell fails); only a complete run replaces the published chapter.
+    a cell fails); only a complete run replaces the published chapter. ``build_start`` (a
+    ``time.time()``) marks a whole-book build: runs trained since then count as cold.
     """
     import papermill as pm
 
@@ -281,7 +289,7 @@ def execute_chapter(
                 progress_bar=progress,
                 log_output=log_output,
             )
-            use = _cache_use(log)
+            use = _cache_use(log, build_start)
     except pm.PapermillExecutionError as exc:
         rel = work.relative_to(root)
         raise ChapterFailed(
@@ -304,9 +312,10 @@ def execute_chapter(
         "wall_time_s": round(wall, 1),
         **use,
     }
-    # A cold execution trains every run it uses; its time is the one the book reports. A warm
-    # rebuild keeps the last cold time of the same source and scale.
-    if use["runs_trained"] and not use["runs_loaded"]:
+    # A cold execution trains every run it uses (or finds it trained earlier in the same build
+    # from an empty cache); its time is the one the book reports. A warm rebuild keeps the last
+    # cold time of the same source and scale.
+    if (use["runs_trained"] or use["runs_from_build"]) and not use["runs_loaded"]:
         out.metadata[STAMP_KEY]["cold_wall_time_s"] = round(wall, 1)
     elif (
         "cold_wall_time_s" in previous
@@ -349,11 +358,16 @@ def _provenance(root: Path, name: str, stamp: dict[str, Any], scale: str) -> str
     """Where a chapter's numbers come from, with its last cold-cache execution time."""
     text = [f"Chapter {{doc}}`parts/{name}`, executed at scale `{scale}`"]
     if "cold_wall_time_s" in stamp:
-        text.append(f"from a cold run cache in {_minutes(float(stamp['cold_wall_time_s']))}")
+        text.append(f"from an empty run cache in {_minutes(float(stamp['cold_wall_time_s']))}")
         if stamp.get("runs_loaded"):
             text.append(
                 f"(last executed with {stamp['runs_loaded']} cached runs, "
                 f"in {_minutes(float(stamp['wall_time_s']))})"
+            )
+        elif stamp.get("runs_from_build"):
+            text.append(
+                f"(in a whole-book build, reusing {stamp['runs_from_build']} runs that an "
+                "earlier chapter trained)"
             )
     elif "wall_time_s" in stamp:
         warm = stamp.get("runs_loaded")

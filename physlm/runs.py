@@ -120,15 +120,17 @@ def continue_from(base: Run) -> dict:
 
 
 RUN_LOG_ENV = "PHYSLM_RUN_LOG"
-"""When set, a file that every served run is noted in ("trained KEY" or "loaded KEY"), so that a
-chapter's execution can tell a cold cache from a warm one (worker processes inherit it)."""
+"""When set, a file that every served run is noted in ("trained KEY" or "loaded KEY FINISHED",
+FINISHED the time its DONE marker was written), so that a chapter's execution can tell a cold
+cache from a warm one (worker processes inherit it)."""
 
 
-def _note_use(how: str, key: str) -> None:
+def _note_use(how: str, key: str, run_dir: Path | None = None) -> None:
     path = os.environ.get(RUN_LOG_ENV)
     if path:
+        finished = f" {(run_dir / DONE).stat().st_mtime:.3f}" if run_dir is not None else ""
         with open(path, "a", encoding="utf-8") as f:  # one short line per run: append is atomic
-            f.write(f"{how} {key}\n")
+            f.write(f"{how} {key}{finished}\n")
 
 
 def get_or_train(
@@ -156,7 +158,7 @@ def get_or_train(
         model = GPT(model_cfg) if build is None else build()
         load_model(model, str(run_dir / FINAL))
         model.eval()
-        _note_use("loaded", key)
+        _note_use("loaded", key, run_dir)
         return Run(key, run_dir, model, _read_metrics(run_dir / "metrics.jsonl"), cached=True)
     if (run_dir / DONE).exists():
         print(f"run {key}: DONE marker does not match the stored model; resuming from checkpoints")

@@ -133,9 +133,10 @@ def test_cold_time_is_kept_across_warm_rebuilds(tmp_path, monkeypatch):
 
         # %%
         import pathlib
-        how = pathlib.Path("how.txt").read_text()
+        verb, _, when = pathlib.Path("how.txt").read_text().partition(" ")
+        when = f" {when}" if when else ""
         with open(os.environ["PHYSLM_RUN_LOG"], "a") as f:
-            f.write(f"{how} run-a\\n{how} run-b\\n")
+            f.write(f"{verb} run-a{when}\\n{verb} run-b{when}\\n")
         """)
     root = _root(tmp_path, source)
     monkeypatch.setenv("PYTHONPATH", str(REPO))
@@ -151,6 +152,15 @@ def test_cold_time_is_kept_across_warm_rebuilds(tmp_path, monkeypatch):
     # At another scale the old cold time says nothing.
     other = book.read_stamp(book.execute_chapter("tiny", "smoke", root=root, progress=False))
     assert "cold_wall_time_s" not in other
+    # In a whole-book build, runs an earlier chapter trained since the build began count as cold.
+    import time
+
+    (root / "how.txt").write_text(f"loaded {time.time() + 1:.3f}")
+    built = book.read_stamp(
+        book.execute_chapter("tiny", "smoke", root=root, progress=False, build_start=time.time())
+    )
+    assert built["runs_from_build"] == 2 and built["runs_loaded"] == 0
+    assert built["cold_wall_time_s"] == built["wall_time_s"]
 
 
 def test_failed_chapter_keeps_the_published_one(tmp_path, monkeypatch):
@@ -238,7 +248,7 @@ def test_scorecard_from_fake_executed_notebooks(tmp_path):
     row = next(ln for ln in lines if ln.startswith("| claim B"))
     assert "claim B &lt;bos>" in row and "ratio in [1.1, 1.6]" in row  # escaped, rule shown
     assert "physlm-badge" in row and "contradicted" in row
-    assert "from a cold run cache in 10 min" in md and "6 cached runs, in 20 s" in md
+    assert "from an empty run cache in 10 min" in md and "6 cached runs, in 20 s" in md
     # Only the chapter whose source changed is flagged.
     flagged = [ln for ln in lines if "source has changed" in ln]
     assert len(flagged) == 1 and "parts/other" in flagged[0]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from toydata import CountingData
 
@@ -113,3 +114,17 @@ def test_sigkill_halfway_then_resume_gives_the_uninterrupted_result(tmp_path):
     out = json.loads(resumed.communicate(timeout=300)[0].splitlines()[-1])
     assert out["cached"] is False
     assert out["losses"] == ref["losses"]
+
+
+def test_served_runs_are_noted_for_the_chapter(tmp_path, monkeypatch):
+    from physlm.runs import RUN_LOG_ENV
+
+    log = tmp_path / "runs.log"
+    monkeypatch.setenv(RUN_LOG_ENV, str(log))
+    first = get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path / "r", progress=False)
+    get_or_train(MODEL, TRAIN, CountingData(), root=tmp_path / "r", progress=False)
+    trained, loaded = log.read_text().splitlines()
+    assert trained == f"trained {first.key}"
+    how, key, finished = loaded.split()
+    assert (how, key) == ("loaded", first.key)
+    assert float(finished) == pytest.approx((first.dir / DONE).stat().st_mtime, abs=1e-3)
