@@ -24,7 +24,7 @@ import html
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -699,7 +699,8 @@ class Claim:
         return c
 
 
-COLUMNS = ("Claim", "Paper", "Source", "Ours", "Rule", "Verdict", "Note")
+COLUMNS = ("Claim", "Paper", "Ours", "Rule", "Verdict")
+"""Table columns; the paper's source sits under its value, our note under our value."""
 
 BADGE_COLOURS = {
     "reproduced": "#1a7f37",
@@ -811,8 +812,17 @@ class Ledger:
     # -- human-readable forms --------------------------------------------------------------
 
     @staticmethod
-    def _cells(c: Claim) -> tuple[str, ...]:
-        return (c.claim, c.paper_value, c.paper_source, c.our_value, c.rule_text, c.verdict, c.note)
+    def _cells(c: Claim, esc: Callable[[str], str], verdict: str) -> list[str]:
+        def under(text: str) -> str:
+            return f"<br><small>{esc(text)}</small>" if text else ""
+
+        return [
+            esc(c.claim),
+            esc(c.paper_value) + under(c.paper_source),
+            esc(c.our_value) + under(c.note),
+            esc(c.rule_text),
+            verdict,
+        ]
 
     def to_markdown(self, badges: bool = False) -> str:
         """Markdown tables; ``badges`` shows verdicts as coloured HTML badges (for the book)."""
@@ -820,9 +830,8 @@ class Ledger:
         def table(rows: Sequence[Claim]) -> list[str]:
             lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
             for c in rows:
-                cells = [_md_cell(x) for x in self._cells(c)]
-                cells[5] = badge(c.verdict) if badges else f"**{cells[5]}**"
-                lines.append("| " + " | ".join(cells) + " |")
+                verdict = badge(c.verdict) if badges else f"**{c.verdict}**"
+                lines.append("| " + " | ".join(self._cells(c, _md_cell, verdict)) + " |")
             return lines
 
         out = table(self.paper_claims)
@@ -841,9 +850,9 @@ class Ledger:
         def body(rows: Sequence[Claim]) -> str:
             trs = []
             for c in rows:
-                cells = [html.escape(x) for x in self._cells(c)]
-                cells[5] = badge(c.verdict)
-                tds = "".join(f"<td>{x}</td>" for x in cells)
+                tds = "".join(
+                    f"<td>{x}</td>" for x in self._cells(c, html.escape, badge(c.verdict))
+                )
                 trs.append(f'<tr class="verdict-{c.verdict.replace(" ", "-")}">{tds}</tr>')
             return "".join(trs)
 
@@ -947,7 +956,7 @@ class Summary:
     def to_html(self) -> str:
         items = "".join(
             f"<li>{badge(c.verdict)} {html.escape(c.claim)}: "
-            f"<span style='white-space:nowrap'>{html.escape(c.our_value)}</span></li>"
+            f"<small>{html.escape(c.our_value)}</small></li>"
             for c in self.ledger.paper_claims
         )
         return (

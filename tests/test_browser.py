@@ -56,7 +56,8 @@ const widgets = [...document.querySelectorAll(".cell_output")].filter(visible)
 const links = [...document.querySelectorAll("a[href]")].map((a) => a.href);
 const anchors = [...document.querySelectorAll("[id]")].map((e) => e.id);
 const height = document.documentElement.scrollHeight;
-const code = [...document.querySelectorAll(".cell_input")].filter(visible)
+const code = [...document.querySelectorAll(".cell_input")]
+  .filter((e) => visible(e) && !e.closest("details:not([open])"))
   .reduce((s, e) => s + e.getBoundingClientRect().height, 0);
 const figures = document.querySelectorAll(".cell_output img, figure img").length;
 return {texLeft, brokenImages, lowRes, clipped, errors, widgets, links, anchors, height, code,
