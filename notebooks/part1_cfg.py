@@ -46,6 +46,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
+from matplotlib.lines import Line2D
 
 from physlm.claims import (
     Acc,
@@ -61,15 +63,18 @@ from physlm.claims import (
     difference,
     evaluate,
     ratio,
+    wilson,
 )
 from physlm.data.cfg import sample
 from physlm.experiments.part1 import (
     NAMES,
     PROBE_TASKS,
     Setting,
-    attention_to_ends,
+    attention_excess,
+    attention_rows,
     chapter_settings,
     eval_set,
+    kl_by_position,
     kl_to_grammar,
     make_data,
     prefetch,
@@ -81,7 +86,14 @@ from physlm.experiments.part1 import (
 from physlm.measure.attention import attention_maps
 from physlm.measure.generation import cfg_generation_accuracy, collision_support
 from physlm.model import GPT
-from physlm.plots import savefig, use_style
+from physlm.plots import (
+    attention_map,
+    layer_head_heatmap,
+    parse_tree,
+    savefig,
+    use_style,
+    wilson_bars,
+)
 from physlm.scales import part1
 
 if not isinstance(seed, int) or seed < 0:
@@ -91,9 +103,20 @@ torch.set_num_threads(plan.threads or torch.get_num_threads())
 use_style()
 chapter_start = time.perf_counter()
 grammar = plan.grammar.build()
-print(
-    f"scale {plan.scale}: grammar {grammar.name}, model {plan.shape.label()}, "
-    f"{plan.steps} steps of {plan.batch_size} x {plan.seq_len} tokens"
+
+
+def kn(res: dict) -> tuple[int, int]:
+    """(correct, samples) of a `cfg_generation_accuracy` result: an accuracy with its n."""
+    return int(sum(res["correct"])), int(res["n"])
+
+
+display(
+    Markdown(
+        f"This edition ran at scale `{plan.scale}`: grammar `{grammar.name}`, model "
+        f"`{plan.shape.label()}` ({plan.shape.layers} layers, {plan.shape.heads} heads, width "
+        f"{plan.shape.width}), {plan.steps} steps of {plan.batch_size} x "
+        f"{plan.seq_len} tokens."
+    )
 )
 
 # %% [markdown]
@@ -107,26 +130,37 @@ print(
 # `cpu` scale we use a *shallower member of the same family*: 3 NT layers (root included), 2-3
 # rules per NT. At `gpu` scale the preset uses cfg3b, at `paper` scale cfg3f. Below: the rules,
 # numbered as in the official code (terminals 1-3, three reserved ids, then the NTs from the
-# deepest level up to the root), and one sentence with its parse: at each level the NT above each
-# token (A, B, C name the level's three NTs) and `|` where a subtree ends.
+# deepest level up to the root), one per line with its alternatives separated by `|`.
 
 # %%
 print(grammar.describe())
-print(
-    f"sentence length {grammar.width_bounds[0][0][0]}-{grammar.width_bounds[0][0][1]} tokens, "
-    f"mean {grammar.mean_length:.1f}; entropy {grammar.nll_per_token:.3f} nats per token"
+lo_len, hi_len = grammar.width_bounds[0][0]
+display(
+    Markdown(
+        f"Sentences are {lo_len}-{hi_len} tokens long, {grammar.mean_length:.1f} on average; "
+        f"the entropy of its derivations is {grammar.nll_per_token:.3f} nats per token."
+    )
 )
+
+# %% [markdown]
+# One sentence drawn from the grammar, with its parse: at each level a box per subtree, labelled
+# with its NT (the ids of the rules above). The right edge of a box is an *NT end*, the last token
+# of a subtree: the probes and the attention test below are about those positions.
+
+# %% mystnb={"figure": {"caption": "A fresh sentence of the grammar (bottom row: its terminals) and its parse tree, one row per NT level, root on top; each box is one subtree, labelled with its NT's id.", "name": "fig-part1-parse"}}
 example = sample(grammar, 1, seed + 7)
 n_tok = int(example.lengths[0])
-print("tokens  " + " ".join(str(t) for t in example.tokens[0, :n_tok]))
-for level in range(grammar.depth - 1, 0, -1):
-    cells = [
-        f"{chr(65 + int(a))}{'|' if e else ' '}"
-        for a, e in zip(
-            example.ancestors[0, level, :n_tok], example.boundaries[0, level, :n_tok], strict=True
-        )
-    ]
-    print(f"level {level} " + "".join(cells))
+levels = [
+    (
+        "root" if level == 0 else f"level {level}",
+        [grammar.symbol_id(level, int(a)) for a in example.ancestors[0, level, :n_tok]],
+        example.boundaries[0, level, :n_tok].tolist(),
+    )
+    for level in range(grammar.depth)
+]
+fig, ax = plt.subplots(figsize=(min(7.0, 0.4 * n_tok + 1.2), 0.5 * (grammar.depth + 1) + 0.7))
+parse_tree(example.tokens[0, :n_tok].tolist(), levels, ax=ax)
+_ = savefig(fig, "part1_parse")
 
 # %% [markdown]
 # ## Training
@@ -145,19 +179,27 @@ for level in range(grammar.depth - 1, 0, -1):
 # sentences (never a repeat, as in the paper), joined by `<bos>`/`<eos>` and cut into windows of
 # the context length. The runs are cached: a second execution loads them.
 
-# %%
+# %% mystnb={"figure": {"caption": "Training loss of the six runs (mean over each logging interval); dashed: GPT_rot pretrained on noisy data.", "name": "fig-part1-loss"}}
 settings = chapter_settings(plan)
 prefetch(plan, settings, seed, workers=plan.workers)
 runs = {s: train_setting(plan, s, seed, progress=False) for s in settings}
 main = runs[Setting("rope")]
 stream = make_data(plan, Setting("rope"), seed)
-loss_rows = pd.DataFrame(
-    [
-        {"model": s.label(), "final loss": r.last("loss"), "steps": r.metrics[-1]["step"]}
-        for s, r in runs.items()
-    ]
-)
-print(loss_rows.round(3).to_string(index=False))
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for s, r in runs.items():
+    logged = [m for m in r.metrics if "loss" in m]
+    ax.plot(
+        [m["step"] for m in logged],
+        [m["loss"] for m in logged],
+        ls="--" if s.noisy else "-",
+        lw=1.6,
+        color=f"C{plan.positions.index(s.pos)}",  # the noisy run: GPT_rot's colour, dashed
+        label=f"{s.label()} ({r.last('loss'):.3f})",
+    )
+ax.set_xlabel("training step")
+ax.set_ylabel("training loss (nats per token)")
+ax.legend(title="run (final loss)", fontsize="small")
+_ = savefig(fig, "part1_loss")
 
 # %% [markdown]
 # ## Does the model generate sentences of the language?
@@ -165,18 +207,71 @@ print(loss_rows.round(3).to_string(index=False))
 # The paper's test (Part 1 Sec. 3.1, the "DP check"): sample at temperature 1 from `<bos>` alone
 # (cut 0) or after a valid prefix of a fresh sentence (the paper's cut 50, here a prefix of
 # `cut` tokens since our sentences are short), and count a completion correct only if the whole
-# sentence is in the language, decided by our batched CYK parser.
+# sentence is in the language, decided by our batched CYK parser:
+
+# %% tags=["show-input"]
+gen = {}
+for cut in (0, plan.cut):  # from <bos>, then after a valid prefix
+    gen[cut] = cfg_generation_accuracy(
+        main.model,  # GPT_rot
+        stream,  # the grammar and the token ids
+        plan.gen_samples,  # how many samples
+        cut=cut,
+        seed=seed + 1,  # draws the prefixes and the samples
+    )
+
+# %% mystnb={"figure": {"caption": "Left: share of GPT_rot's samples (temperature 1) that are sentences of the language, from <bos> (cut 0) and after a valid prefix; error bars are 95% Wilson intervals over the samples. Right: lengths of the cut-0 samples, valid and not, against the grammar's own length distribution scaled to as many sentences.", "name": "fig-part1-generation"}}
+fig, (ax, ax_len) = plt.subplots(
+    1, 2, figsize=(7.2, 3.4), gridspec_kw={"width_ratios": [1, 2.2]}, constrained_layout=True
+)
+wilson_bars(
+    [f"cut {cut}" for cut in gen],
+    {"GPT_rot": [kn(res) for res in gen.values()]},
+    ylabel="samples in the language",
+    lines={"0.9": 0.9},
+    ax=ax,
+)
+ax.get_legend().remove()
+ax.annotate(
+    "ledger's 'near 100%'",
+    (0.5, 0.9),
+    xytext=(0, 2),
+    textcoords="offset points",
+    ha="center",
+    va="bottom",
+    fontsize="x-small",
+    color="0.3",
+)
+lengths = np.asarray(gen[0]["lengths"])
+correct = np.asarray(gen[0]["correct"], dtype=bool)
+bins = np.arange(1, max(int(lengths.max()), hi_len) + 2) - 0.5
+ax_len.hist(
+    [lengths[correct], lengths[~correct]],
+    bins=bins,
+    stacked=True,
+    label=["valid", "not in the language"],
+    color=["C0", "C1"],
+)
+grammar_lengths = sample(grammar, 20 * len(lengths), seed + 5).lengths
+counts, _ = np.histogram(grammar_lengths, bins=bins)
+ax_len.step(
+    bins[:-1] + 0.5, counts / 20, where="mid", color="black", lw=1.4, label="grammar (scaled)"
+)
+ax_len.set_xlabel("sentence length (tokens)")
+ax_len.set_ylabel("samples")
+ax_len.legend(fontsize="small")
+_ = savefig(fig, "part1_generation")
 
 # %%
-gen = {
-    cut: cfg_generation_accuracy(main.model, stream, plan.gen_samples, cut=cut, seed=seed + 1)
-    for cut in (0, plan.cut)
-}
-for cut, res in gen.items():
-    print(
-        f"GPT_rot, cut {cut}: accuracy {res['accuracy']:.3f} over {res['n']} samples "
-        f"(no <eos> within the context: {res['truncated']:.3f})"
+truncated = max(res["truncated"] for res in gen.values())
+display(
+    Markdown(
+        "GPT_rot's samples are in the language "
+        + " and ".join(f"{Acc(*kn(res)).text()} at cut {cut}" for cut, res in gen.items())
+        + f" (temperature 1; at most {truncated:.1%} of samples ran out of context without "
+        "`<eos>`)."
     )
+)
 
 # %% [markdown]
 # ## Does the distribution match the grammar's, and are the generations diverse?
@@ -190,27 +285,66 @@ for cut, res in gen.items():
 # sampler of random strings would have few valid ones to count, and a memorising model would
 # repeat itself) and set them beside the repeats among as many of the grammar's own samples.
 
-# %%
+# %% mystnb={"figure": {"caption": "Left: KL(grammar || GPT_rot) of the next-token law after each prefix length of fresh sentences, and that of a uniform guess (log scale; long prefixes are reached by fewer sentences). Right: share of samples that repeat an earlier one, among GPT_rot's valid cut-0 samples and as many of the grammar's own; error bars are 95% Wilson intervals.", "name": "fig-part1-kl"}}
 ev = eval_set(grammar, plan.eval_sentences, seed + 2)
 kl_main = kl_to_grammar(main.model, ev)
 kl_uni = uniform_kl(ev)
+kl_pos = pd.DataFrame(kl_by_position(main.model, ev))
 valid_sents = [s for s, ok in zip(gen[0]["sentences"], gen[0]["correct"], strict=True) if ok]
 grammar_sents = sample(grammar, max(len(valid_sents), 2), seed + 3).sentences()
+fig, (ax, ax_rep) = plt.subplots(
+    1, 2, figsize=(7.2, 3.4), gridspec_kw={"width_ratios": [2, 1]}, constrained_layout=True
+)
+ax.plot(kl_pos["prefix"], kl_pos["kl"], marker="o", ms=4, label="GPT_rot")
+ax.axhline(kl_main, color="C0", ls=":", lw=1.2, label=f"GPT_rot, mean ({kl_main:.3f})")
+ax.axhline(kl_uni, color="0.4", ls="--", lw=1.2, label=f"uniform guess, mean ({kl_uni:.2f})")
+ax.set_yscale("log")
+ax.set_xlabel("prefix length (tokens)")
+ax.set_ylabel("KL (nats per token)")
+ax.legend(fontsize="small")
+share_top = max(0.2, 2 * max(repeats(valid_sents) / max(len(valid_sents), 1), 0.05))
+wilson_bars(
+    ["GPT_rot\n(valid)", "grammar"],
+    {
+        "repeat share": [
+            (repeats(valid_sents), max(len(valid_sents), 1)),
+            (repeats(grammar_sents), len(grammar_sents)),
+        ]
+    },
+    ylabel="repeat share",
+    ymax=share_top,
+    ax=ax_rep,
+)
+ax_rep.get_legend().remove()
+_ = savefig(fig, "part1_kl")
+
+
+# %%
+def support_text(sents: list) -> str:
+    """The collision estimate of the support size, as a whole number ("inf": no collision)."""
+    if len(sents) < 2:
+        return "n/a"
+    est = collision_support(sents)
+    return f"{est:.0f}" if np.isfinite(est) else "inf"
+
+
 diversity = pd.DataFrame(
     {
-        name: {
-            "samples": len(sents),
-            "repeats": repeats(sents),
-            "repeat share": repeats(sents) / max(len(sents), 1),
-            "support estimate (collisions)": collision_support(sents)
-            if len(sents) >= 2
-            else float("nan"),
-        }
-        for name, sents in (("GPT_rot, valid samples", valid_sents), ("grammar", grammar_sents))
-    }
-).T
-print(f"KL(grammar || GPT_rot) = {kl_main:.4f} nats per token (a uniform guess: {kl_uni:.3f})")
-print(diversity.round(3).to_string())
+        "samples": [len(valid_sents), len(grammar_sents)],
+        "repeats": [repeats(valid_sents), repeats(grammar_sents)],
+        "support estimate": [support_text(valid_sents), support_text(grammar_sents)],
+    },
+    index=["GPT_rot, valid samples", "grammar"],
+)
+display(diversity)
+display(
+    Markdown(
+        f"KL(grammar || GPT_rot) = {kl_main:.4f} nats per token, against {kl_uni:.3f} for a "
+        f"uniform guess ({kl_main / kl_uni:.1%} of it). The support estimate is the size of the "
+        "language that the collisions among the samples imply (larger: more diverse; inf: no "
+        "collision at all)."
+    )
+)
 
 # %% [markdown]
 # ## Do the hidden states hold the parse tree?
@@ -223,25 +357,36 @@ print(diversity.round(3).to_string())
 # is readable from the tokens themselves, with no learning. `n` is the number of test positions
 # each accuracy is scored on.
 
-# %% mystnb={"figure": {"caption": "Linear-probe accuracy on the hidden states of each layer of GPT_rot (solid) and of an untrained model of the same shape (dotted), per NT level; the grey mark is the majority-class rate.", "name": "fig-part1-probes"}}
+# %% mystnb={"figure": {"caption": "Linear-probe accuracy on the hidden states of each layer of GPT_rot (solid, with 95% Wilson intervals over the test positions) and of an untrained model of the same shape (dotted), per NT level; dashed: the majority-class rate.", "name": "fig-part1-probes"}}
 probe_rows = pd.DataFrame(probe_parse(main.model, ev))
 torch.manual_seed(seed)
 control_model = GPT(main.model.cfg).eval()
 control_rows = pd.DataFrame(probe_parse(control_model, ev))
-fig, axes = plt.subplots(1, len(PROBE_TASKS), figsize=(10, 3.6), sharey=True)
+fig, axes = plt.subplots(1, len(PROBE_TASKS), figsize=(7.2, 4.0), sharey=True, layout="constrained")
 for ax, task in zip(axes, PROBE_TASKS, strict=True):
-    for level in sorted(probe_rows["level"].unique()):
-        ours = probe_rows.query("task == @task and level == @level")
-        ctrl = control_rows.query("task == @task and level == @level")
-        line = ax.plot(ours["layer"], ours["accuracy"], marker="o", label=f"level {level}")[0]
-        ax.plot(ctrl["layer"], ctrl["accuracy"], ls=":", color=line.get_color())
-        ax.plot(
-            [ours["layer"].max() + 0.3], [ours["majority"].iloc[0]], marker="_", ms=14, color="grey"
+    for i, level in enumerate(sorted(probe_rows["level"].unique())):
+        ours = probe_rows[(probe_rows["task"] == task) & (probe_rows["level"] == level)]
+        ctrl = control_rows[(control_rows["task"] == task) & (control_rows["level"] == level)]
+        spans = np.array(
+            [wilson(round(a * n), n) for a, n in zip(ours["accuracy"], ours["n"], strict=True)]
         )
+        err = np.abs(spans.T - ours["accuracy"].to_numpy())
+        ax.errorbar(ours["layer"], ours["accuracy"], yerr=err, marker="o", capsize=3, color=f"C{i}")
+        ax.plot(ctrl["layer"], ctrl["accuracy"], ls=":", marker=".", color=f"C{i}")
+        ax.axhline(ours["majority"].iloc[0], ls="--", lw=1, color=f"C{i}", alpha=0.7)
     ax.set_title(task)
     ax.set_xlabel("layer")
+    ax.set_xticks(sorted(probe_rows["layer"].unique()))
 axes[0].set_ylabel("probe accuracy (held-out sentences)")
-axes[0].legend()
+handles = [
+    Line2D([], [], color=f"C{i}", lw=2, label=f"level {lv}")
+    for i, lv in enumerate(sorted(probe_rows["level"].unique()))
+] + [
+    Line2D([], [], color="0.3", marker="o", label="GPT_rot"),
+    Line2D([], [], color="0.3", ls=":", marker=".", label="untrained"),
+    Line2D([], [], color="0.3", ls="--", lw=1, label="majority class"),
+]
+fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncol=len(handles))
 _ = savefig(fig, "part1_probes")
 
 # %%
@@ -251,8 +396,14 @@ probe_table = probe_rows.query("layer == @last").merge(
     on=["level", "task"],
     suffixes=("", " (untrained)"),
 )
-print(f"last layer ({last}):")
-print(probe_table.drop(columns="layer").round(3).to_string(index=False))
+display(Markdown(f"Last layer ({last}), accuracy on `n` test positions:"))
+display(
+    probe_table.rename(columns={"accuracy": "GPT_rot", "accuracy (untrained)": "untrained"})[
+        ["level", "task", "GPT_rot", "untrained", "majority", "n"]
+    ]
+    .set_index(["level", "task"])
+    .round(3)
+)
 
 # %% [markdown]
 # ## Does attention run from subtree ends to subtree ends?
@@ -261,21 +412,56 @@ print(probe_table.drop(columns="layer").round(3).to_string(index=False))
 # parser combines adjacent subtrees. Attention depends strongly on distance alone, so (as in the
 # paper) we subtract from every weight the mean weight at the same distance, then compare what
 # is left from level-l NT-end queries to earlier level-l NT ends with what goes to other tokens.
-# A positive difference means NT ends prefer NT ends beyond what distance explains. The
-# untrained model is the control again.
+# A positive difference (red below) means NT ends prefer NT ends beyond what distance explains.
+# The untrained model is the control again.
 
-# %%
-att_rows = pd.DataFrame(attention_to_ends(main.model, ev))
-att_control = pd.DataFrame(attention_to_ends(control_model, ev))
+# %% mystnb={"figure": {"caption": "Excess attention weight from level-l NT ends to earlier level-l NT ends over that to other earlier tokens, after the distance correction, for every layer and head of GPT_rot (top) and of the untrained model (bottom), in thousandths of attention weight; the outlined cell is each layer's best head. The ledger compares the largest cell of each level, trained vs untrained.", "name": "fig-part1-attention-excess"}}
+excess = attention_excess(main.model, ev)
+excess_control = attention_excess(control_model, ev)
+att_rows = pd.DataFrame(attention_rows(excess))
+att_control = pd.DataFrame(attention_rows(excess_control))
 att_table = att_rows.merge(
     att_control[["level", "layer", "end - other (best head)"]],
     on=["level", "layer"],
     suffixes=("", " untrained"),
 )
-print(att_table.round(4).to_string(index=False))
+milli = 1000  # drawn in thousandths of attention weight, so the cell numbers stay short
+top = milli * float(max(np.abs(excess).max(), np.abs(excess_control).max()))
+n_levels = excess.shape[0]
+fig, axes = plt.subplots(
+    2, n_levels, figsize=(2.6 * n_levels + 1.4, 5.2), squeeze=False, constrained_layout=True
+)
+for lv in range(n_levels):
+    for row, (who, grid) in enumerate((("GPT_rot", excess), ("untrained", excess_control))):
+        image = layer_head_heatmap(
+            milli * grid[lv],
+            vmax=top,
+            fmt="{:+.0f}" if grid.shape[2] <= 8 else None,  # numbers only where they fit
+            ax=axes[row, lv],
+            title=f"{who}, level-{lv + 1} NT ends",
+        )
+fig.colorbar(image, ax=axes, shrink=0.8, label="excess weight, NT end minus other\n(thousandths)")
+_ = savefig(fig, "part1_attention_excess")
 
-# %% mystnb={"figure": {"caption": "Attention of GPT_rot on one fresh sentence, the head of each layer that prefers level-1 NT ends the most. Lines mark the level-1 NT ends (rows: queries, columns: keys).", "name": "fig-part1-attention"}}
-best_heads = att_rows.query("level == 1")["best head"].tolist()
+# %%
+summary = []
+for lv in range(n_levels):
+    layer, head = np.unravel_index(excess[lv].argmax(), excess[lv].shape)
+    summary.append(
+        f"level {lv + 1}: {excess[lv].max():+.3f} (layer {layer + 1}, head {head}) against "
+        f"{excess_control[lv].max():+.3f} untrained"
+    )
+display(
+    Markdown("Largest excess weight per level, GPT_rot vs untrained: " + "; ".join(summary) + ".")
+)
+
+# %% [markdown]
+# Here is what those heads do on one fresh sentence: for each level, the raw attention of the
+# head with the largest excess. Outlined cells go from an NT-end query to an earlier NT-end key
+# of that level (the NT ends' tick labels are bold); a DP-like head puts visible weight there.
+
+# %% mystnb={"figure": {"caption": "Raw attention of GPT_rot on one fresh sentence (rows: queries, columns: keys; ticks: the tokens), for each level the layer and head with the largest excess above. Outlined: NT-end query to earlier NT-end key of that level. Colours on a square-root scale.", "name": "fig-part1-attention"}}
+shown = int(np.argmin(np.abs(ev.draw.lengths - np.median(ev.draw.lengths))))
 
 
 @functools.lru_cache(maxsize=8)
@@ -284,43 +470,45 @@ def sentence_maps(sentence: int) -> torch.Tensor:
     return attention_maps(main.model, ev.idx[sentence : sentence + 1])
 
 
-def show_attention(ax, layer: int, head: int, sentence: int = 0) -> None:
-    """One attention map with the level-1 NT ends marked."""
-    grid = sentence_maps(sentence)[layer, 0, head, 1:, 1:]
+def show_attention(ax, layer: int, head: int, sentence: int = 0, level: int = 1):
+    """One head's attention map on one sentence, with the level's NT ends marked."""
     n = int(ev.draw.lengths[sentence])
-    ax.imshow(grid[:n, :n].numpy(), cmap="viridis", vmin=0, vmax=1)
-    for e in np.flatnonzero(ev.draw.boundaries[sentence, 1, :n]):
-        ax.axhline(e, color="white", lw=0.5, alpha=0.6)
-        ax.axvline(e, color="white", lw=0.5, alpha=0.6)
-    ax.set_title(f"layer {layer + 1}, head {head}")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    grid = sentence_maps(sentence)[layer, 0, head, 1 : n + 1, 1 : n + 1]
+    return attention_map(
+        grid.numpy(),
+        ev.draw.boundaries[sentence, level, :n].tolist(),
+        labels=[str(t) for t in ev.draw.tokens[sentence, :n]],
+        ax=ax,
+        title=f"level-{level} ends: layer {layer + 1}, head {head}",
+    )
 
 
-fig, axes = plt.subplots(1, len(best_heads), figsize=(3 * len(best_heads), 3.2))
-for layer, (ax, head) in enumerate(zip(np.atleast_1d(axes), best_heads, strict=True)):
-    show_attention(ax, layer, head)
+fig, axes = plt.subplots(1, n_levels, figsize=(3.5 * n_levels + 0.6, 3.9), squeeze=False)
+for lv, ax in enumerate(axes[0]):
+    layer, head = np.unravel_index(excess[lv].argmax(), excess[lv].shape)
+    image = show_attention(ax, int(layer), int(head), shown, level=lv + 1)
+fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label="attention weight")
 _ = savefig(fig, "part1_attention")
 
 # %% [markdown]
-# In a live notebook the explorer below shows any layer, head and evaluation sentence (it needs a
-# running kernel; the rendered book shows the static figure above instead).
+# In a live notebook the explorer below shows any layer, head, level and evaluation sentence (it
+# needs a running kernel; the rendered book shows the static figure above instead).
 
-# %% tags=["remove-output"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
 try:
     import ipywidgets as widgets
 
-    def explore(layer: int = 1, head: int = 0, sentence: int = 0) -> None:
-        fig, ax = plt.subplots(figsize=(4, 4))
-        show_attention(ax, layer - 1, head, sentence)
+    def explore(layer: int = 1, head: int = 0, sentence: int = 0, level: int = 1) -> None:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        fig.colorbar(show_attention(ax, layer - 1, head, sentence, level), ax=ax, shrink=0.8)
         plt.show()
 
     widgets.interact(
         explore,
         layer=widgets.IntSlider(1, 1, plan.shape.layers),
         head=widgets.IntSlider(0, 0, plan.shape.heads - 1),
-        sentence=widgets.IntSlider(0, 0, len(ev.draw.lengths) - 1),
+        sentence=widgets.IntSlider(shown, 0, len(ev.draw.lengths) - 1),
+        level=widgets.IntSlider(1, 1, grammar.depth - 1),
     )
 except ImportError:
     print("ipywidgets is not installed: see the static figure above")
@@ -335,18 +523,18 @@ except ImportError:
 # `gen_samples` samples), the KL, and the last-layer probes of the section on the parse tree
 # (the lowest accuracy over the NT levels).
 
-# %%
-pos_rows = []
+# %% mystnb={"figure": {"caption": "Left: generation accuracy (temperature 1) of the five position encodings, same shape, data and steps; error bars are 95% Wilson intervals over the samples. Right: their KL to the grammar's next-token law.", "name": "fig-part1-positions"}}
+pos_rows, pos_gen = [], {}
 for p in plan.positions:
     run = runs[Setting(p)]
     if run is main:  # measured above, with the same samples, sentences and probes
-        acc = {cut: gen[cut]["accuracy"] for cut in (0, plan.cut)}
+        pos_gen[p] = gen
         kl, probes = kl_main, probe_rows
     else:
-        acc = {
+        pos_gen[p] = {
             cut: cfg_generation_accuracy(
                 run.model, stream, plan.gen_samples, cut=cut, seed=seed + 1
-            )["accuracy"]
+            )
             for cut in (0, plan.cut)
         }
         kl, probes = kl_to_grammar(run.model, ev), pd.DataFrame(probe_parse(run.model, ev))
@@ -356,8 +544,8 @@ for p in plan.positions:
             "pos": p,
             "params": sum(t.numel() for t in run.model.parameters()),
             "final loss": run.last("loss"),
-            "accuracy cut 0": acc[0],
-            f"accuracy cut {plan.cut}": acc[plan.cut],
+            "accuracy cut 0": pos_gen[p][0]["accuracy"],
+            f"accuracy cut {plan.cut}": pos_gen[p][plan.cut]["accuracy"],
             "KL": kl,
         }
     )
@@ -365,20 +553,31 @@ for p in plan.positions:
     for task in PROBE_TASKS:
         pos_rows[-1][f"probe: {task}"] = probes[probes["task"] == task]["accuracy"].min()
 positions = pd.DataFrame(pos_rows).set_index("pos")
-print(positions.round(3).to_string())
-
-# %% mystnb={"figure": {"caption": "Generation accuracy (temperature 1) of the five position encodings, same shape, data and steps; bars mark 95% Wilson intervals.", "name": "fig-part1-positions"}}
-fig, ax = plt.subplots(figsize=(7, 3.4))
-xs = np.arange(len(positions))
-for k, col in enumerate(["accuracy cut 0", f"accuracy cut {plan.cut}"]):
-    spans = np.array([Acc.of(v, plan.gen_samples).interval for v in positions[col]])
-    err = np.abs(spans.T - positions[col].to_numpy())
-    ax.bar(xs + (k - 0.5) * 0.38, positions[col], width=0.38, yerr=err, capsize=3, label=col)
-ax.set_xticks(xs, positions["model"], rotation=15)
-ax.set_ylim(0, 1)
-ax.set_ylabel("sentences in the language")
-ax.legend()
+fig, (ax, ax_kl) = plt.subplots(
+    1, 2, figsize=(7.4, 3.6), gridspec_kw={"width_ratios": [2.2, 1]}, constrained_layout=True
+)
+short = [NAMES[p].split(" ")[0] for p in positions.index]
+wilson_bars(
+    short,
+    {f"cut {cut}": [kn(pos_gen[p][cut]) for p in positions.index] for cut in (0, plan.cut)},
+    ylabel="samples in the language",
+    ax=ax,
+)
+ax_kl.barh(short[::-1], positions["KL"].to_numpy()[::-1], color="C2", zorder=3)
+ax_kl.set_xlabel("KL to the grammar\n(nats per token)")
 _ = savefig(fig, "part1_positions")
+
+# %%
+display(
+    positions.set_index("model")[
+        ["params", "final loss", "KL", *(f"probe: {t}" for t in PROBE_TASKS)]
+    ]
+    .rename(columns={f"probe: {PROBE_TASKS[0]}": "probe: ancestor", "final loss": "loss"})
+    .round(3)
+)
+display(
+    Markdown("`probe` columns: the last layer's linear-probe accuracy, lowest over the NT levels.")
+)
 
 # %% [markdown]
 # ## Does noise in pretraining make a model robust to corrupted prompts?
@@ -394,16 +593,15 @@ _ = savefig(fig, "part1_positions")
 # learned to make mistakes at temperature 1: we report temperatures 1 and 0.1, each over
 # `gen_samples` prompts (the same prompts and corruptions for both models).
 
-# %%
+# %% mystnb={"figure": {"caption": "Completions in the language after a valid prefix and after a corrupted one (temperatures 1 and 0.1), for GPT_rot pretrained on clean and on noisy data; error bars are 95% Wilson intervals over the prompts.", "name": "fig-part1-noise"}}
 noisy = runs[Setting("rope", noisy=True)]
-robust_rows = []
+robust_rows, robust_kn = [], {}
 for name, run in (("clean pretraining", main), ("noisy pretraining", noisy)):
     row = {"model": f"GPT_rot, {name}"}
-    row["valid prefix"] = cfg_generation_accuracy(
-        run.model, stream, plan.gen_samples, cut=plan.cut, seed=seed + 4
-    )["accuracy"]
+    res = cfg_generation_accuracy(run.model, stream, plan.gen_samples, cut=plan.cut, seed=seed + 4)
+    row["valid prefix"], robust_kn[name] = res["accuracy"], [kn(res)]
     for temp in (1.0, 0.1):
-        row[f"corrupted prefix, T={temp}"] = cfg_generation_accuracy(
+        res = cfg_generation_accuracy(
             run.model,
             stream,
             plan.gen_samples,
@@ -411,11 +609,32 @@ for name, run in (("clean pretraining", main), ("noisy pretraining", noisy)):
             seed=seed + 4,
             temperature=temp,
             prefix_noise=plan.noise_fraction,
-        )["accuracy"]
+        )
+        row[f"corrupted prefix, T={temp}"] = res["accuracy"]
+        robust_kn[name].append(kn(res))
     robust_rows.append(row)
 robust = pd.DataFrame(robust_rows).set_index("model")
-print(f"noise: {plan.noise:.0%} of sentences, {plan.noise_fraction:.0%} of their tokens")
-print(robust.round(3).to_string())
+fig, ax = plt.subplots(figsize=(7, 3.6))
+wilson_bars(
+    ["valid prefix", "corrupted prefix\nT=1", "corrupted prefix\nT=0.1"],
+    robust_kn,
+    ylabel="completions in the language",
+    ax=ax,
+)
+ax.legend(loc="upper right", fontsize="small")
+_ = savefig(fig, "part1_noise")
+
+# %%
+display(
+    Markdown(
+        f"Noisy pretraining corrupted {plan.noise:.0%} of the training sentences at "
+        f"{plan.noise_fraction:.0%} of their tokens. On corrupted prefixes at T=0.1: noisy "
+        f"pretraining {Acc(*robust_kn['noisy pretraining'][2]).text()}, clean pretraining "
+        f"{Acc(*robust_kn['clean pretraining'][2]).text()}; at T=1: noisy "
+        f"{Acc(*robust_kn['noisy pretraining'][1]).text()}, clean "
+        f"{Acc(*robust_kn['clean pretraining'][1]).text()}."
+    )
+)
 
 # %% [markdown]
 # ## Where this edition departs from the paper
@@ -443,12 +662,11 @@ print(robust.round(3).to_string())
 # only published accuracy table for cfg3f is the Lano task of Part 4.1); ours come from the runs
 # above.
 
-# %%
+# %% tags=["hide-output"]
 elapsed = time.perf_counter() - chapter_start
 print(f"chapter wall time at scale {scale}: {elapsed:.0f} s")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 acc = {cut: Acc(sum(res["correct"]), res["n"]) for cut, res in gen.items()}
 # the positive control of every comparison below: a model that generates valid sentences at least
 # half the time has learned enough of the grammar for its internals and its rivals to be compared
@@ -513,8 +731,9 @@ for task, claim in (
     over_control = EffectOverControl(
         0.05, pairs=[(f"level {lv}", f"level {lv} untrained") for lv in rows["level"]]
     )
-    lowest = min((m for k, m in probes.items() if not k.endswith("untrained")),
-                 key=lambda m: m.value)
+    lowest = min(
+        (m for k, m in probes.items() if not k.endswith("untrained")), key=lambda m: m.value
+    )
     gains = ", ".join(
         f"level {lv} {probes[f'level {lv}'].value - probes[f'level {lv} untrained'].value:+.2f}"
         for lv in rows["level"]

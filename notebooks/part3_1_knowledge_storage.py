@@ -38,13 +38,16 @@ scale = "cpu"
 seed = 0
 
 # %%
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
+from matplotlib.colors import to_rgba
+from matplotlib.ticker import PercentFormatter
 
 from physlm.claims import (
     Z95,
@@ -58,6 +61,7 @@ from physlm.claims import (
     Requires,
     close_chapter,
     compare,
+    wilson,
 )
 from physlm.data.bios import ATTRIBUTES
 from physlm.data.bios_qa import QA_ATTRIBUTES, p31_items, qa_vocab
@@ -65,7 +69,7 @@ from physlm.experiments import part3_1 as p31
 from physlm.measure.knowledge_probes import first_token_labels, fit_token_probe
 from physlm.measure.probes import train_test_split
 from physlm.model import GPT, count_params
-from physlm.plots import savefig, use_style
+from physlm.plots import accuracy_bars, probe_heatmaps, savefig, use_style
 
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -73,7 +77,6 @@ plan = p31.scale_for(scale, seed=seed)
 torch.set_num_threads(1)
 use_style()
 chapter_start = time.perf_counter()
-print(f"scale {plan.scale}: {plan.people} people per population; variants {list(plan.variants)}")
 
 # %% [markdown]
 # ## Data
@@ -94,34 +97,40 @@ print(f"scale {plan.scale}: {plan.people} people per population; variants {list(
 # the model has read their biographies but never a question about them. Answers are generated
 # greedily and count only if every token is right.
 
-# %%
+# %% tags=["show-input"]
 bios_single = p31.bios_stream(plan, "single")
 bios_aug = p31.bios_stream(plan, "multi5+permute")
 vocab = bios_single.vocab
+
+
+def show(text: str) -> None:
+    print(textwrap.indent(textwrap.fill(text, 70), "  "))
+
+
 print("single, person 0:")
-print(" ", vocab.decode(bios_single.render_person(0)[0]))
-print("multi5+permute, person 0, two of five biographies:")
+show(vocab.decode(bios_single.render_person(0)[0]))
+print("multi5+permute, person 0, two of its five biographies:")
 for bio in p31.renderings(bios_aug, 0, 2):
-    print(" ", vocab.decode(bio))
-print("questions:")
+    show(vocab.decode(bio))
+print("three of person 0's six questions:")
 for item in p31_items(bios_single, [0])[:3]:
-    print(" ", item.text)
+    show(item.text)
 
 # %%
 p_train, p_test = p31.halves(plan)
 model_cfg = plan.model_config()
 n_params = count_params(GPT(model_cfg))
-print(
-    f"people: {plan.people} per population, {len(p_train)} in P_train and {len(p_test)} in "
-    f"P_test; vocabulary {len(qa_vocab())} words"
-)
-print(
-    f"model: {model_cfg.n_layer} layers, {model_cfg.n_head} heads, width {model_cfg.n_embd}, "
-    f"rotary on a quarter of each head, {n_params:,} parameters"
-)
-print(
-    f"pretraining: {plan.exposures} passes over every person's biographies, "
-    f"{bios_single.steps} steps of {plan.rows} rows x {plan.bios_per_row} biographies"
+display(
+    Markdown(
+        f"At scale `{plan.scale}`:\n\n"
+        f"- **people:** {plan.people} per population, {len(p_train)} in P_train and "
+        f"{len(p_test)} in P_test; a vocabulary of {len(qa_vocab()):,} words;\n"
+        f"- **model:** {model_cfg.n_layer} layer{'s' * (model_cfg.n_layer != 1)}, "
+        f"{model_cfg.n_head} head{'s' * (model_cfg.n_head != 1)}, width "
+        f"{model_cfg.n_embd}, rotary on a quarter of each head, {n_params:,} parameters;\n"
+        f"- **pretraining:** {plan.exposures} passes over every person's biographies, "
+        f"{bios_single.steps:,} steps of {plan.rows} rows x {plan.bios_per_row} biographies."
+    )
 )
 
 # %% [markdown]
@@ -142,8 +151,7 @@ print(
 # accuracy below is over the P_test people's questions, six per person, and a difference
 # between two of them counts only outside the noise of that many questions.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
 t0 = time.perf_counter()
 results = p31.chapter_results(plan)
 print(f"{len(results)} jobs ready in {time.perf_counter() - t0:.0f} s")
@@ -154,48 +162,81 @@ def pct(x: float) -> float:
     return round(100 * x, 1)
 
 
+def label(attribute: str) -> str:
+    return attribute.replace("_", " ")
+
+
+def tick(variant: str) -> str:
+    """A variant's name as a two-line tick label (single\n+permute5)."""
+    return variant.replace("+", "\n+", 1)
+
+
+def qa_pair(scores: dict[str, float], attribute: str, people: int) -> tuple[int, int]:
+    """(right answers, questions) behind one QA accuracy: one question per person and
+    attribute, six per person in the mean."""
+    n = people * (len(QA_ATTRIBUTES) if attribute == "mean" else 1)
+    return round(scores[attribute] * n), n
+
+
+def interval_text(acc: Acc) -> str:
+    lo, hi = acc.interval
+    return f"{pct(acc.value)}% (95% interval {pct(lo)}-{pct(hi)}%, n = {acc.n})"
+
+
+qa_n = len(QA_ATTRIBUTES) * len(p_test)  # questions scored per P_test accuracy
 variant_res = {v: results[f"variant:{v}"] for v in plan.variants}
 memorised = {v: r["bio_accuracy"] for v, r in variant_res.items()}
-display(
-    pd.DataFrame(
-        {"biography value-token accuracy (%)": {v: pct(a) for v, a in memorised.items()}}
-    )
-)
+display(pd.DataFrame({"value tokens right (%)": {v: pct(a) for v, a in memorised.items()}}))
 
 # %% [markdown]
 # Pretraining has to memorise the biographies before extraction can be asked of it (the paper
-# reaches over 99% first-token accuracy on attribute values). The table gives the next-token
-# accuracy on every value token of every person's biography.
+# reaches over 99% first-token accuracy on attribute values). The table gives, per pretraining
+# variant, the next-token accuracy on every value token of every person's biography.
 #
 # ## Does mixed training extract?
 #
 # The paper's Result 1: with the biographies of everyone and the questions of P_train in one
 # training run, the model answers P_test's questions, 86.6% of them on bioS single.
 
-# %%
-mixed_rows = []
-for v in plan.mixed_variants:
+# %% mystnb={"figure": {"caption": "Mixed training: exact-match QA accuracy per attribute on the people whose questions were trained (P_train) and on the others (P_test), with 95% Wilson intervals (one question per person and attribute; six per person in the mean). The dashed line is the paper's P_test mean on bioS single.", "name": "fig-part3-1-mixed"}}
+groups = [*QA_ATTRIBUTES, "mean"]
+fig, axes = plt.subplots(
+    len(plan.mixed_variants), 1, figsize=(7.2, 3.3 * len(plan.mixed_variants)),
+    layout="constrained", squeeze=False,
+)
+for ax, v in zip(axes[:, 0], plan.mixed_variants, strict=True):
     r = results[f"mixed:{v}"]
-    mixed_rows.append(
+    accuracy_bars(
+        [label(a) for a in groups],
         {
-            "variant": v,
-            "biographies (%)": pct(r["bio_accuracy"]),
-            "P_train QA (%)": pct(r["train"]["mean"]),
-            "P_test QA (%)": pct(r["test"]["mean"]),
-            **{f"P_test {a} (%)": pct(r["test"][a]) for a in QA_ATTRIBUTES},
-        }
+            "P_train (questions trained)": [qa_pair(r["train"], a, len(p_train)) for a in groups],
+            "P_test (never asked)": [qa_pair(r["test"], a, len(p_test)) for a in groups],
+        },
+        ylabel="QA accuracy",
+        lines={"paper, P_test mean (bioS single)": 0.866} if v == "single" else None,
+        ax=ax,
+        legend="below" if ax is axes[0, 0] else None,
+        ncol=2,
+        title=f"mixed training on {v}",
     )
-mixed_table = pd.DataFrame(mixed_rows).set_index("variant")
-display(mixed_table)
+_ = savefig(fig, "part3_1_mixed")
+
+# %%
 for v in plan.mixed_variants:
     r = results[f"mixed:{v}"]
+    text = (
+        f"Mixed training on `{v}` gets {pct(r['bio_accuracy'])}% of the biographies' value "
+        f"tokens right and answers {pct(r['train']['mean'])}% of P_train's questions; on "
+        f"P_test it answers {interval_text(Acc.of(r['test']['mean'], qa_n))}."
+    )
     if r["train"]["mean"] >= 0.8 and r["test"]["mean"] < 0.5:
-        print(
-            f"{v}: the P_train questions are answered, P_test's mostly not. A possible reason, "
+        text += (
+            " The trained questions are answered, the others mostly not. A possible reason, "
             f"not tested here: with the questions of only {len(p_train)} people the model can "
             "learn those answers one by one instead of learning to extract; the paper's P_train "
             "holds 50,000 people."
         )
+    display(Markdown(text))
 
 # %% [markdown]
 # ## Pretrain, then fine-tune: does augmentation decide extraction?
@@ -209,7 +250,7 @@ for v in plan.mixed_variants:
 # the next chapter, {doc}`part3_2_knowledge_manipulation`, starts: it finds this very run in
 # the run cache.)
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean QA accuracy after pretraining on each bioS variant and fine-tuning on P_train's questions, with 95% Wilson intervals over the questions scored; black ticks: the paper's P_test accuracy (Part 3.1 Fig. 3).", "name": "fig-part3-1-augmentation"}}
 PAPER_FT = {
     "single": 9.7,
     "single+permute1": 4.4,
@@ -217,50 +258,89 @@ PAPER_FT = {
     "multi5": 41.0,
     "multi5+permute": 96.6,
 }
-ft_rows = []
-for v, r in variant_res.items():
-    row = {
-        "variant": v,
-        "LoRA P_train (%)": pct(r["lora"]["train"]["mean"]),
-        "LoRA P_test (%)": pct(r["lora"]["test"]["mean"]),
-        "paper P_test (%)": PAPER_FT.get(v, float("nan")),
+full_variants = [v for v in plan.variants if "full" in variant_res[v]]
+series = {
+    "LoRA, P_train": [
+        qa_pair(variant_res[v]["lora"]["train"], "mean", len(p_train)) for v in plan.variants
+    ],
+    "LoRA, P_test": [
+        qa_pair(variant_res[v]["lora"]["test"], "mean", len(p_test)) for v in plan.variants
+    ],
+}
+if full_variants:
+    series["full fine-tune, P_test"] = [
+        qa_pair(variant_res[v]["full"]["test"], "mean", len(p_test)) if v in full_variants else None
+        for v in plan.variants
+    ]
+fig, ax = plt.subplots(figsize=(7.2, 3.9), layout="constrained")
+accuracy_bars(
+    [tick(v) for v in plan.variants],
+    series,
+    marks=[PAPER_FT[v] / 100 if v in PAPER_FT else None for v in plan.variants],
+    mark_series="LoRA, P_test",  # the paper's P_test as a black tick across our LoRA P_test bar
+    mark_label="paper, P_test",
+    ylabel="QA accuracy (six questions a person)",
+    ncol=4,
+    ax=ax,
+)
+_ = savefig(fig, "part3_1_augmentation")
+
+# %%
+ft_table = pd.DataFrame(
+    {
+        v: {
+            "LoRA train (%)": pct(r["lora"]["train"]["mean"]),
+            "LoRA test (%)": pct(r["lora"]["test"]["mean"]),
+            "full train (%)": pct(r["full"]["train"]["mean"]) if "full" in r else None,
+            "full test (%)": pct(r["full"]["test"]["mean"]) if "full" in r else None,
+            "paper test (%)": PAPER_FT.get(v),
+        }
+        for v, r in variant_res.items()
     }
-    if "full" in r:
-        row["full FT P_train (%)"] = pct(r["full"]["train"]["mean"])
-        row["full FT P_test (%)"] = pct(r["full"]["test"]["mean"])
-    ft_rows.append(row)
-ft_table = pd.DataFrame(ft_rows).set_index("variant")
-display(ft_table)
-per_attr = pd.DataFrame(
-    {v: {a: pct(r["lora"]["test"][a]) for a in QA_ATTRIBUTES} for v, r in variant_res.items()}
-).T
-print("LoRA P_test accuracy (%) per attribute:")
-display(per_attr)
+).T.rename_axis("pretrained on")
+display(ft_table.map(lambda x: "–" if pd.isna(x) else f"{x:.1f}"))
 ft_mean = {v: r["lora"]["test"]["mean"] for v, r in variant_res.items()}
-qa_n = len(QA_ATTRIBUTES) * len(p_test)  # questions scored per P_test accuracy
 ft_acc = {v: Acc.of(m, qa_n) for v, m in ft_mean.items()}
 lo, hi = min(ft_mean, key=ft_mean.get), max(ft_mean, key=ft_mean.get)
-print(f"lowest P_test: {lo} ({pct(ft_mean[lo])}%), highest: {hi} ({pct(ft_mean[hi])}%)")
+text = (
+    f"After LoRA fine-tuning the lowest P_test accuracy is `{lo}`'s, "
+    f"{interval_text(ft_acc[lo])}; the highest `{hi}`'s, {interval_text(ft_acc[hi])}."
+)
 if "single" in ft_acc:
     above = [v for v in ft_acc if v != "single" and compare(ft_acc[v], ft_acc["single"]) > 0]
     below = [v for v in ft_acc if v != "single" and compare(ft_acc[v], ft_acc["single"]) < 0]
-    print(
-        f"beyond the noise of {qa_n} questions: above single {above or 'none'}, "
-        f"below single {below or 'none'}"
+    text += (
+        f" Beyond the noise of {qa_n} questions, above `single`: "
+        f"{', '.join(f'`{v}`' for v in above) or 'none'}; "
+        f"below it: {', '.join(f'`{v}`' for v in below) or 'none'}."
     )
+for v in full_variants:
+    full = variant_res[v]["full"]
+    text += (
+        f" Full fine-tuning after `{v}` answers {pct(full['train']['mean'])}% of P_train's "
+        f"questions and {interval_text(Acc.of(full['test']['mean'], qa_n))} of P_test's."
+    )
+display(Markdown(text))
 
-# %% mystnb={"figure": {"caption": "QA accuracy on P_test after pretraining on each bioS variant and LoRA fine-tuning on P_train, next to the paper's numbers (Part 3.1 Fig. 3).", "name": "fig-part3-1-augmentation"}}
-fig, ax = plt.subplots(figsize=(7, 3.2))
-xs = np.arange(len(plan.variants))
-ax.bar(xs - 0.2, [ft_table.loc[v, "LoRA P_test (%)"] for v in plan.variants], 0.4,
-       label=f"ours ({plan.scale})")
-ax.bar(xs + 0.2, [PAPER_FT.get(v, np.nan) for v in plan.variants], 0.4, label="paper",
-       color="0.7")
-ax.set_xticks(xs, plan.variants, rotation=20, ha="right")
-ax.set_ylabel("P_test QA accuracy (%)")
-ax.set_ylim(0, 100)
-ax.legend()
-_ = savefig(fig, "part3_1_augmentation")
+# %% [markdown]
+# Which attributes carry the extraction? The same LoRA runs, per attribute: the trained people
+# above, the test people below.
+
+# %% mystnb={"figure": {"caption": "LoRA fine-tuning, per attribute: QA accuracy on P_train (top) and P_test (bottom) after pretraining on each variant, with 95% Wilson intervals over the people scored (one question per person and attribute).", "name": "fig-part3-1-per-attribute"}}
+fig, axes = plt.subplots(2, 1, figsize=(7.2, 6.2), layout="constrained", sharex=True)
+for ax, (half, people) in zip(axes, (("train", len(p_train)), ("test", len(p_test))), strict=True):
+    accuracy_bars(
+        [label(a) for a in QA_ATTRIBUTES],
+        {
+            v: [qa_pair(variant_res[v]["lora"][half], a, people) for a in QA_ATTRIBUTES]
+            for v in plan.variants
+        },
+        ylabel=f"P_{half} QA accuracy",
+        legend="below" if half == "train" else None,
+        ncol=len(plan.variants),
+        ax=ax,
+    )
+_ = savefig(fig, "part3_1_per_attribute")
 
 # %% [markdown]
 # ## Where are the facts stored? P-probing
@@ -275,21 +355,16 @@ _ = savefig(fig, "part3_1_augmentation")
 # chance: the best constant guess (the most common first token among the probe's training
 # people), scored on the same held-out people.
 
-# %% mystnb={"figure": {"caption": "P-probing accuracy on held-out people: attribute (rows) read at each of the six special positions in reading order (columns), one panel per pretraining variant.", "name": "fig-part3-1-p-probing"}}
-fig, axes = plt.subplots(1, len(plan.variants), figsize=(2.3 * len(plan.variants), 2.8),
-                         sharey=True)
-axes = np.atleast_1d(axes)
-for ax, v in zip(axes, plan.variants, strict=True):
-    grid = np.asarray(variant_res[v]["p_probe"]) * 100
-    ax.imshow(grid, vmin=0, vmax=100, cmap="viridis")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                    color="w" if grid[i, j] < 60 else "k")
-    ax.set_title(v, fontsize=8)
-    ax.set_xticks(range(6), [str(k + 1) for k in range(6)], fontsize=7)
-    ax.set_xlabel("position", fontsize=7)
-axes[0].set_yticks(range(6), ATTRIBUTES, fontsize=7)
+# %% mystnb={"figure": {"caption": "P-probing: accuracy (%) of a linear probe on held-out people, reading each attribute (rows) from the last layer at each of the six special positions in reading order (columns; position 1 is right after the name), one panel per pretraining variant. On bioS single, attribute k is written at position k, so the diagonal is each attribute's own position.", "name": "fig-part3-1-p-probing"}}
+fig = probe_heatmaps(
+    {v: np.asarray(variant_res[v]["p_probe"]) * 100 for v in plan.variants},
+    rows=[label(a) for a in ATTRIBUTES],
+    cols=[str(k + 1) for k in range(len(ATTRIBUTES))],
+    xlabel="position in reading order",
+    cbar_label="probe accuracy, held-out people (%)",
+    ncols=2,
+    panel=(2.9, 2.6),
+)
 _ = savefig(fig, "part3_1_p_probing")
 
 
@@ -329,19 +404,37 @@ def chance(attributes) -> Acc:
 
 p_n = len(probe_test) * 5  # attributes 2-6, held-out people
 p_chance = chance(ATTRIBUTES[1:])
-probe_summary = pd.DataFrame(
+
+# %% mystnb={"figure": {"caption": "P-probing summarised over attributes 2-6 (those not written first on bioS single): probe accuracy at position 1, right after the name, and at position k for attribute k (its own position in bioS single's fixed order), with 95% Wilson intervals over the held-out answers; the dashed line is chance, the best constant guess.", "name": "fig-part3-1-p-probing-summary"}}
+fig, ax = plt.subplots(figsize=(7.2, 3.6), layout="constrained")
+accuracy_bars(
+    [tick(v) for v in plan.variants],
     {
-        v: {
-            "position 1, attributes 2-6 (%)": pct(first_position(v)),
-            "own position, bioS single order (%)": pct(own_position(v)),
-        }
-        for v in plan.variants
-    }
-).T
-display(probe_summary)
-print(
-    f"chance (best constant guess), attributes 2-6: {pct(p_chance.value)}% over {p_n} "
-    f"held-out answers ({len(probe_test)} people)"
+        "position 1, right after the name": [
+            (Acc.of(first_position(v), p_n).k, p_n) for v in plan.variants
+        ],
+        "own position in single's order": [
+            (Acc.of(own_position(v), p_n).k, p_n) for v in plan.variants
+        ],
+    },
+    ylabel="P-probe accuracy",
+    lines={"chance (best constant guess)": p_chance.value},
+    ncol=2,
+    ax=ax,
+)
+_ = savefig(fig, "part3_1_p_probing_summary")
+
+# %%
+display(
+    Markdown(
+        f"Chance for attributes 2-6 is {interval_text(p_chance)}, over the held-out "
+        f"answers of {len(probe_test)} people x 5 attributes. At position 1, `single`'s probe reads "
+        f"{pct(first_position('single'))}% and `multi5+permute`'s "
+        f"{pct(first_position('multi5+permute'))}%; at the own position, `single`'s reads "
+        f"{pct(own_position('single'))}%."
+        if {"single", "multi5+permute"} <= set(plan.variants)
+        else f"Chance for attributes 2-6 is {interval_text(p_chance)}."
+    )
 )
 
 # %% [markdown]
@@ -353,24 +446,13 @@ print(
 # correlation says something only if the Q-probe reads something, so we first ask whether its
 # accuracy beats chance (the same constant guess as above, over all six attributes).
 
-# %% mystnb={"figure": {"caption": "Q-probe accuracy (name only) against LoRA fine-tuning P_test accuracy, one point per variant and attribute.", "name": "fig-part3-1-q-probing"}}
+# %%
 q_points = [
     (variant_res[v]["q_probe"][a] * 100, variant_res[v]["lora"]["test"][a] * 100, v)
     for v in plan.variants
     for a in ATTRIBUTES
 ]
 q_mean = {v: variant_res[v]["q_probe"]["mean"] for v in plan.variants}
-fig, ax = plt.subplots(figsize=(4.2, 3.4))
-for v in plan.variants:
-    pts = np.asarray([(q, f) for q, f, w in q_points if w == v])
-    ax.scatter(pts[:, 0], pts[:, 1], s=14, label=v)
-ax.plot([0, 100], [0, 100], color="0.8", lw=0.8)
-ax.set_xlabel("Q-probe accuracy (%)")
-ax.set_ylabel("LoRA P_test QA accuracy (%)")
-ax.legend(fontsize=7)
-_ = savefig(fig, "part3_1_q_probing")
-
-# %%
 xs_q = np.asarray([q for q, _, _ in q_points])
 ys_q = np.asarray([f for _, f, _ in q_points])
 q_corr = (
@@ -379,19 +461,7 @@ q_corr = (
 q_n = len(probe_test) * len(ATTRIBUTES)  # held-out answers per Q-probe mean
 q_chance = chance(ATTRIBUTES)
 q_acc = {v: Acc.of(q, q_n) for v, q in q_mean.items()}
-display(
-    pd.DataFrame(
-        {"Q-probe mean (%)": {v: pct(q) for v, q in q_mean.items()},
-         "LoRA P_test mean (%)": {v: pct(f) for v, f in ft_mean.items()}}
-    )
-)
 q_best = max(q_acc, key=lambda v: q_acc[v].value)
-print(
-    f"chance (best constant guess): {pct(q_chance.value)}% over {q_n} held-out answers; "
-    f"best Q-probe: {q_best} {pct(q_acc[q_best].value)}%, "
-    + ("beyond" if compare(q_acc[q_best], q_chance) > 0 else "not beyond")
-    + " the noise above chance"
-)
 
 
 def fisher_interval(r: float, points: int) -> tuple[float, float]:
@@ -401,12 +471,66 @@ def fisher_interval(r: float, points: int) -> tuple[float, float]:
     return float(np.tanh(z - Z95 * se)), float(np.tanh(z + Z95 * se))
 
 
+# %% mystnb={"figure": {"caption": "Q-probing. Left: accuracy of the probe reading each attribute from the name alone, mean over six attributes, with its 95% Wilson interval over held-out answers, against chance (dashed). Right: Q-probe accuracy against LoRA fine-tuning P_test accuracy, one point per variant and attribute, with 95% Wilson intervals on both axes.", "name": "fig-part3-1-q-probing"}}
+colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+markers = ("o", "s", "D", "^", "v", "P")
+fig, (ax_q, ax_s) = plt.subplots(
+    1, 2, figsize=(7.4, 3.9), layout="constrained", gridspec_kw={"width_ratios": [1, 1.2]}
+)
+q_top = max([q_chance.interval[1], *(a.interval[1] for a in q_acc.values())])
+accuracy_bars(
+    list(plan.variants),
+    {"Q-probe": [(q_acc[v].k, q_n) for v in plan.variants]},
+    ylabel="Q-probe accuracy, mean of six",
+    lines={"chance (best constant guess)": q_chance.value},
+    ymax=min(1.0, max(0.2, 1.25 * q_top)),
+    bar_colours=[colours[i % len(colours)] for i in range(len(plan.variants))],
+    legend=None,
+    ax=ax_q,
+)
+ax_q.set_xticks(ax_q.get_xticks(), list(plan.variants), rotation=35, ha="right", fontsize="small")
+for i, v in enumerate(plan.variants):
+    qx = [variant_res[v]["q_probe"][a] for a in ATTRIBUTES]
+    qy = [variant_res[v]["lora"]["test"][a] for a in ATTRIBUTES]
+    bx = np.array([wilson(round(x * len(probe_test)), len(probe_test)) for x in qx]).T
+    by = np.array([wilson(round(y * len(p_test)), len(p_test)) for y in qy]).T
+    ax_s.errorbar(
+        qx, qy, xerr=np.abs(bx - qx), yerr=np.abs(by - qy), fmt=markers[i % len(markers)],
+        color=colours[i % len(colours)], ecolor=to_rgba(colours[i % len(colours)], 0.35),
+        elinewidth=1, markersize=7, markeredgecolor="white", label=v, zorder=3,
+    )
+ax_s.set_xlim(0, None)
+ax_s.set_ylim(0, 1)
+ax_s.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+ax_s.set_xlabel("Q-probe accuracy (name only)")
+ax_s.set_ylabel("LoRA P_test QA accuracy")
+ax_s.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+ax_s.set_title(f"Pearson r = {q_corr:.2f} over {len(q_points)} points")
+handles, names = ax_s.get_legend_handles_labels()
+chance_line = [h for h, n in zip(*ax_q.get_legend_handles_labels(), strict=True) if "chance" in n]
+fig.legend(
+    handles + chance_line,
+    names + ["chance (left)"] * len(chance_line),
+    loc="outside lower center",
+    ncol=3,
+    fontsize="small",
+)
+_ = savefig(fig, "part3_1_q_probing")
+
+# %%
+text = (
+    f"Chance, the best constant guess, is {interval_text(q_chance)}. The best Q-probe, "
+    f"`{q_best}`'s, reads {interval_text(q_acc[q_best])}: "
+    + ("beyond" if compare(q_acc[q_best], q_chance) > 0 else "not beyond")
+    + " the noise above chance."
+)
 if np.isfinite(q_corr) and len(q_points) > 3:
     q_lo, q_hi = fisher_interval(q_corr, len(q_points))
-    print(
-        f"correlation over {len(q_points)} variant x attribute points: {q_corr:.2f} "
-        f"(95% interval {q_lo:.2f} to {q_hi:.2f})"
+    text += (
+        f" Over the {len(q_points)} variant x attribute points, Q-probe and QA accuracy "
+        f"correlate with r = {q_corr:.2f} (95% interval {q_lo:.2f} to {q_hi:.2f})."
     )
+display(Markdown(text))
 
 # %% [markdown]
 # ## Do celebrities help the minority?
@@ -415,36 +539,49 @@ if np.isfinite(q_corr) and len(q_points) > 3:
 # with a minority whose biographies are not augmented, fine-tune on the celebrities' questions
 # only, and test on the minority. The paper's minority (single+permute1) goes from 4.4% alone
 # to 86.8%. Our minority is the very population of the single+permute1 row above, so its
-# P_test people are the same in both columns.
+# P_test people are the same in both bars of each pair.
 
-# %%
+# %% mystnb={"figure": {"caption": "The minority's P_test questions, per attribute: LoRA fine-tuned on its own P_train after pretraining alone, and fine-tuned on the celebrities' questions only after pretraining beside them; 95% Wilson intervals over the people scored (six questions a person in the mean). The dashed line is the paper's minority with celebrities.", "name": "fig-part3-1-celebrities"}}
 if plan.celebrities:
     celeb = results[f"celebrity:{plan.celebrity_variant}"]
     baseline = variant_res[plan.minority_variant]["lora"]["test"]
-    celeb_table = pd.DataFrame(
+    fig, ax = plt.subplots(figsize=(7.2, 3.6), layout="constrained")
+    accuracy_bars(
+        [label(a) for a in groups],
         {
-            f"minority alone ({plan.minority_variant}), FT on its P_train": {
-                a: pct(baseline[a]) for a in (*QA_ATTRIBUTES, "mean")
-            },
-            f"with {plan.celebrities} celebrities, FT on celebrities": {
-                a: pct(celeb["minority_test"][a]) for a in (*QA_ATTRIBUTES, "mean")
-            },
-        }
+            f"minority alone ({plan.minority_variant})": [
+                qa_pair(baseline, a, len(p_test)) for a in groups
+            ],
+            f"beside {plan.celebrities} celebrities ({plan.celebrity_variant})": [
+                qa_pair(celeb["minority_test"], a, len(p_test)) for a in groups
+            ],
+        },
+        ylabel="minority P_test QA accuracy",
+        lines={"paper, minority with celebrities": 0.868},
+        ncol=2,
+        ax=ax,
     )
-    display(celeb_table)
-    print(
-        f"celebrities' own QA after fine-tuning: {pct(celeb['celebrities']['mean'])}%; "
-        f"minority biographies memorised: {pct(celeb['bio_accuracy_minority'])}%"
+    _ = savefig(fig, "part3_1_celebrities")
+
+# %%
+if plan.celebrities:
+    celeb_lift = compare(
+        Acc.of(celeb["minority_test"]["mean"], qa_n), Acc.of(baseline["mean"], qa_n)
     )
-    celeb_lift = compare(Acc.of(celeb["minority_test"]["mean"], qa_n),
-                         Acc.of(baseline["mean"], qa_n))
     gpu_plan = p31.scale_for("gpu")
-    print(
-        f"minority P_test with celebrities vs alone ({qa_n} questions each): "
-        + {1: "above", 0: "inside the noise of", -1: "below"}[celeb_lift]
-        + " the baseline. The paper's celebrities are 100,000 people; the `gpu` preset, not "
-        f"run here, has {gpu_plan.celebrities:,} celebrities beside {gpu_plan.people:,} "
-        f"minority people and a model of {gpu_plan.layers} layers, width {gpu_plan.width}."
+    display(
+        Markdown(
+            f"The celebrities answer {pct(celeb['celebrities']['mean'])}% of their own (trained) "
+            f"questions, and the minority's biographies are memorised "
+            f"({pct(celeb['bio_accuracy_minority'])}% of value tokens). The minority's P_test "
+            f"mean with celebrities, {interval_text(Acc.of(celeb['minority_test']['mean'], qa_n))}"
+            ", is "
+            + {1: "above", 0: "inside the noise of", -1: "below"}[celeb_lift]
+            + f" its mean alone, {interval_text(Acc.of(baseline['mean'], qa_n))}. The paper's "
+            f"celebrities are 100,000 people; the `gpu` preset, not run here, has "
+            f"{gpu_plan.celebrities:,} celebrities beside {gpu_plan.people:,} minority people "
+            f"and a model of {gpu_plan.layers} layers, width {gpu_plan.width}."
+        )
     )
 
 # %% [markdown]
@@ -467,36 +604,39 @@ sample_people = rng.choice(p_test, size=min(6, len(p_test)), replace=False)
 sample_attrs = rng.choice(len(QA_ATTRIBUTES), size=len(sample_people))
 rows = []
 for person, ai in zip(sample_people.tolist(), sample_attrs.tolist(), strict=True):
+    row = {}
     for v, (model, bios_v) in explorer_models.items():
         item = p31_items(bios_v, [person], [QA_ATTRIBUTES[ai]])[0]
-        rows.append(
-            {
-                "pretrained on": v,
-                "question": item.prompt.removesuffix(" Answer:"),
-                "model's answer": p31.generate_answer(model, item, eos),
-                "truth": item.answer,
-            }
-        )
-display(pd.DataFrame(rows).set_index(["pretrained on", "question"]))
+        answer = p31.generate_answer(model, item, eos)
+        mark = "✓" if answer == item.answer else "✗"
+        row["question"] = item.prompt.removesuffix(" Answer:")
+        row["truth"] = item.answer
+        row[v] = f"{mark} {textwrap.shorten(answer, 30, placeholder=' ...')}"
+    rows.append(row)
+display(pd.DataFrame(rows).set_index("question"))
 
-# %% tags=["remove-output"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
 try:
+    import html
+
     import ipywidgets as widgets
 
     pick_variant = widgets.Dropdown(options=list(explorer_models), description="variant")
     pick_person = widgets.Dropdown(options=[int(i) for i in p_test[:50]], description="person")
     pick_attr = widgets.Dropdown(options=list(QA_ATTRIBUTES), description="question")
-    shown = widgets.Output()
+    # An HTML widget, not an Output widget: a headless executor (papermill's nbclient) answers
+    # each output an Output widget captures on the kernel's shell channel while it reads that
+    # channel, which can leave the execution waiting under load; an HTML value needs no reply.
+    shown = widgets.HTML()
 
     def show(_change=None) -> None:
         model, bios_v = explorer_models[pick_variant.value]
         item = p31_items(bios_v, [pick_person.value], [pick_attr.value])[0]
-        shown.clear_output()
-        with shown:
-            print(item.prompt)
-            print("model:", p31.generate_answer(model, item, eos))
-            print("truth:", item.answer)
+        answer = p31.generate_answer(model, item, eos)
+        shown.value = (
+            f"<p>{html.escape(item.prompt)}<br>model: <b>{html.escape(answer)}</b><br>"
+            f"truth: {html.escape(item.answer)}</p>"
+        )
 
     for w in (pick_variant, pick_person, pick_attr):
         w.observe(show, names="value")
@@ -539,8 +679,7 @@ except ImportError:
 #   test at 95%. The six questions of one person are counted as separate items.
 # - **Celebrities** are as many as the minority, not 100K.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
 print(f"chapter executed in {time.perf_counter() - chapter_start:.0f} s")
 
 # %%
@@ -575,8 +714,7 @@ else:
     extracts_req = Requires("a variant extracts here: multi5+permute was not run", False)
 single = variant_res.get("single")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ledger = Ledger("part3_1_knowledge_storage", scale)
 # the paper reports > 99% first-token accuracy: at least 0.99 as stated, 0.9 partly
 ledger.score(

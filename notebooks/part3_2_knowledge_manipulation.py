@@ -41,11 +41,10 @@ seed = 0
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import HTML, Markdown, display
 
 from physlm.claims import (
     Acc,
@@ -83,9 +82,10 @@ from physlm.experiments.part3_2 import (
     score_task,
     scored_people,
 )
+from physlm.experiments.part3_2 import score as score_items
 from physlm.measure.index import AttributeIndex, search
 from physlm.model import count_params
-from physlm.plots import savefig, use_style
+from physlm.plots import hbar_accuracies, savefig, use_style
 
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -95,89 +95,105 @@ torch.set_num_threads(plan.threads or torch.get_num_threads())
 use_style()
 chapter_start = time.perf_counter()
 p_train, p_test = halves(plan)
-print(
-    f"scale {plan.scale}: N = {knowledge.people} people ({len(p_train)} P_train, "
-    f"{len(p_test)} P_test, {len(scored_people(plan))} scored), model "
-    f"{knowledge.layers} layers x {knowledge.heads} heads x {knowledge.width} wide"
+n_scored = len(scored_people(plan))
+
+
+def pct(v: float) -> str:
+    """An accuracy as a whole percentage, for tables and text."""
+    return "n/a" if v != v else f"{v:.0%}"
+
+
+display(
+    Markdown(
+        f"Scale `{plan.scale}`: N = {knowledge.people} people ({len(p_train)} in P_train, "
+        f"{len(p_test)} in P_test, {n_scored} of them scored per question); the model has "
+        f"{knowledge.layers} layers, {knowledge.heads} heads and width {knowledge.width}."
+    )
 )
 
 # %% [markdown]
 # ## Data
 #
-# The people are those of bioS (Part 3.1 App. A.1): unique three-part names, a birth date
-# (200 years x 12 months x 28 days), a birth city, a university, a major, an employer and its
-# city, drawn uniformly. Part 3.2 starts from the augmentation under which Part 3.1's models
-# extract knowledge best, **multi5+permute**: five renderings per person, each with fresh
-# templates and its own sentence order. For inverse search Part 3.2 also pretrains on
-# **reverse** biographies, in which the name comes after the attributes; ours is `reverse6`: the
-# six sentences speak of "he" or "she", and the name closes the biography. The same person in
-# both:
+# The people are those of bioS (the Part 3.1 paper, App. A.1): unique three-part names, a birth
+# date (200 years x 12 months x 28 days), a birth city, a university, a major, an employer and
+# its city, drawn uniformly. The paper's Part 3.2 starts from the augmentation under which the
+# Part 3.1 models extract knowledge best, **multi5+permute**: five renderings per person, each
+# with fresh templates and its own sentence order. For inverse search the paper also pretrains
+# on **reverse** biographies, in which the name comes after the attributes; ours is `reverse6`:
+# the six sentences speak of "he" or "she", and the name closes the biography. The same person
+# in both:
 
 # %%
 forward_bios = bios_stream(plan, reverse=False)
 reverse_bios = bios_stream(plan, reverse=True)
 person = int(p_test[0])
+shown_bios = []
 for label, bios in (("multi5+permute", forward_bios), ("multi5+permute+reverse6", reverse_bios)):
     tokens, _ = bios.render_person(person)
-    print(f"{label}:\n  {bios.vocab.decode(tokens)}\n")
+    shown_bios.append(f"> **{label}:** {bios.vocab.decode(tokens)}")
+display(Markdown("\n>\n".join(shown_bios)))
 
 # %% [markdown]
-# The questions (our wording where the paper leaves it open). Classification and comparison are
-# trained "with hint" (Part 3.2 Sec. 4.1): for half of the training people the needed facts are
-# written before the answer. At test time the prompt ends in `Answer:` (answer directly) or
-# `Hint:` (write the facts first), our stand-in for the paper's special tokens.
+# The questions (our wording where the paper leaves it open), one example per task about the
+# same person. Classification and comparison are trained "with hint" (the paper's Sec. 4.1): for
+# half of the training people the needed facts are written before the answer. At test time the
+# prompt ends in `Answer:` (answer directly) or `Hint:` (write the facts first), our stand-in for
+# the paper's special tokens; the examples show the hinted form where a task has one.
 
-# %%
-examples = []
-for task in (*RETRIEVAL, *DUAL, *CLASSIFY, *COMPARE, *INVERSE):
-    hints = (False, True) if task in HINTED else (False,)
-    for hint in hints:
-        it = p32_items(forward_bios, task, [person, int(p_test[1])], hint=hint, seed=seed)[0]
-        examples.append({"task": task, "hint": hint, "text": it.text})
-with pd.option_context("display.max_colwidth", 200):
-    display(pd.DataFrame(examples))
+# %% tags=["show-input"]
+tasks = (*RETRIEVAL, *DUAL, *CLASSIFY, *COMPARE, *INVERSE)
+pair = [person, int(p_test[1])]  # comparisons ask about two people
+examples = {}
+for task in tasks:
+    hint = task in HINTED  # the hinted form where the task has one
+    item = p32_items(forward_bios, task, pair, hint=hint, seed=seed)[0]
+    examples[task] = item.text
+with pd.option_context("display.max_colwidth", None):
+    display(pd.DataFrame({"question and answer": examples}))
 
 # %% [markdown]
 # ## Method
 #
-# Every model is Part 3.1's GPT-2 with rotary embedding, trained in two stages through the run
-# cache:
+# Every model is the GPT-2 with rotary embedding of the previous chapter (Part 3.1), trained in
+# two stages through the run cache:
 #
-# 1. **Parent**: the Part 3.1 chapter's model pretrained on the multi5+permute biographies of
-#    all N people. It is *the same run*, found by its key in the run cache when the Part 3.1
-#    chapter has trained it and trained here otherwise. The reverse parent is pretrained by the
-#    same recipe on the reverse6 twin of those biographies.
-# 2. **Fine-tune**: from the parent's weights, the six Part 3.1 questions and every Part 3.2 task
-#    of the chapter on P_train, with biography rows kept in the mix. The Part 3.1 questions make
-#    this the paper's "QA-fine-tuned" starting point (the paper's Result 5). The same fine-tune runs on the
-#    forward and on the reverse parent.
+# 1. **Parent**: the previous chapter's (Part 3.1) model pretrained on the multi5+permute
+#    biographies of all N people. It is *the same run*, found by its key in the run cache when
+#    the previous chapter has trained it and trained here otherwise. The reverse parent is
+#    pretrained by the same recipe on the reverse6 twin of those biographies.
+# 2. **Fine-tune**: from the parent's weights, the six attribute questions of the previous
+#    chapter and every Part 3.2 task of this chapter on P_train, with biography rows kept in the
+#    mix. The attribute questions make this the paper's "QA-fine-tuned" starting point (the
+#    paper's Result 5). The same fine-tune runs on the forward and on the reverse parent.
 #
 # Every question is then asked about the people of P_test, whose facts the model saw only in
 # their biographies, and scored by exact match of a greedy answer.
 
 # %%
-rows = []
+runs = []
 for reverse in (False, True):
     bios = bios_stream(plan, reverse)
     fdata = finetune_data(plan, reverse)
-    rows.append(
+    runs.append(
         {
             "pretraining": "reverse6" if reverse else plan.source,
-            "tokens per row": bios.config.seq_len,
+            "tokens/row": bios.config.seq_len,
             "parent steps": part3_1.pretrain_config(knowledge, bios.steps).steps,
             "fine-tune steps": finetune_config(plan, fdata).steps,
             "fine-tune items": len(fdata.items),
         }
     )
-print(pd.DataFrame(rows).to_string(index=False))
-print(
-    f"{knowledge.rows} rows per step; parent: {knowledge.exposures} exposures per person, peak "
-    f"lr {knowledge.lr}; fine-tune: {plan.finetune_epochs} passes, QA share "
-    f"{plan.finetune_qa_fraction}, lr {plan.finetune_lr}, every weight trained"
+display(pd.DataFrame(runs).set_index("pretraining").rename_axis(None))
+display(
+    Markdown(
+        f"{knowledge.rows} rows per step. Parent: {knowledge.exposures} exposures per person, "
+        f"peak learning rate {knowledge.lr}. Fine-tune: {plan.finetune_epochs} passes over its "
+        f"items, QA share {plan.finetune_qa_fraction} of the rows, learning rate "
+        f"{plan.finetune_lr}, every weight trained."
+    )
 )
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
 t0 = time.perf_counter()
 prefetch(plan)
 (forward_parent, forward_model), (reverse_parent, reverse_model) = (
@@ -188,8 +204,17 @@ print(f"4 runs ready in {time.perf_counter() - t0:.0f} s with {plan.workers} wor
 
 # %%
 shared = forward_parent.key == part3_1.pretrained(knowledge, plan.source)[0].key
-print(f"parameters: {count_params(fwd):,} (embeddings included)")
-print(f"forward parent {forward_parent.key}: the Part 3.1 chapter's {plan.source} run: {shared}")
+display(
+    Markdown(
+        f"The model has {count_params(fwd):,} parameters (embeddings included). The forward "
+        f"parent (run `{forward_parent.key}`) "
+        + (
+            f"is the previous chapter's (Part 3.1) {plan.source} run, shared through the run cache."
+            if shared
+            else f"is **not** the previous chapter's (Part 3.1) {plan.source} run."
+        )
+    )
+)
 
 # %% [markdown]
 # ## Does the model retrieve a stored fact, a part of it, or two facts at once?
@@ -207,56 +232,61 @@ print(f"forward parent {forward_parent.key}: the Part 3.1 chapter's {plan.source
 # %%
 scored = {q: score_task(fwd, plan, forward_bios, q) for q in (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)}
 acc = {q: s.accuracy for q, s in scored.items()}
-retrieval = pd.DataFrame(
-    [
-        {
-            "question": q,
-            "P_test accuracy": acc[q],
-            "two lookups": acc[q.split(",")[0].removeprefix("dual:")] * acc[q.split(",")[1]]
-            if q in DUAL
-            else np.nan,
-        }
-        for q in scored
-    ]
-)
-print(retrieval.round(3).to_string(index=False))
+
+
+def lookups(q: str) -> float:
+    """What two independent single retrievals would give for a dual task: their product."""
+    first, second = q.removeprefix("dual:").split(",")
+    return acc[first] * acc[second]
+
+
 full_retrieval = float(np.mean([acc[a] for a in QA_ATTRIBUTES]))
 date, year, day = (scored[q] for q in ("birth_date", "partial_birth_year", "partial_birth_day"))
 worst_dual = min(DUAL, key=lambda q: acc[q])
-print(
-    f"\nP_test people scored per question: {len(scored_people(plan))}. Mean of the six "
-    f"attribute questions: {full_retrieval:.0%} (the paper's starting model: about 100% for the "
-    f"birth date, 98% for the major). Full date {date.accuracy:.0%}, day alone "
-    f"{day.accuracy:.0%}, year alone {year.accuracy:.0%}."
+display(
+    Markdown(
+        f"Each question is asked about {n_scored} P_test people. The six attribute questions: "
+        f"{pct(full_retrieval)} on average (the paper's starting model: about 100% for the birth "
+        f"date, 98% for the major). The full date {pct(date.accuracy)}, the day alone "
+        f"{pct(day.accuracy)}, the year alone {pct(year.accuracy)}. Dual retrieval: "
+        + "; ".join(
+            f"{q.removeprefix('dual:')} {pct(acc[q])} (two independent lookups: {pct(lookups(q))})"
+            for q in DUAL
+        )
+        + "."
+    )
 )
 
-# %% mystnb={"figure": {"caption": "Out-of-distribution (P_test) exact-match accuracy of retrieval: the six biography attributes, the partial retrieval of the birth day and year, and two dual retrievals.", "name": "fig-part3-2-retrieval"}}
-fig, ax = plt.subplots(figsize=(7, 4.2))
-ax.barh(retrieval["question"], retrieval["P_test accuracy"], color="C0")
-ax.set_xlim(0, 1)
-ax.set_xlabel("P_test accuracy")
-ax.invert_yaxis()
-ax.set_title("Retrieval (forward pretraining)")
-_ = savefig(fig, "part3_2_retrieval")
+# %% mystnb={"figure": {"caption": "Exact-match accuracy on P_test people (95% Wilson intervals): the six biography attributes, the partial retrieval of the birth day and year, and two dual retrievals; the black tick on a dual row is the product of its two single retrievals.", "name": "fig-part3-2-retrieval"}}
+retrieval_rows = (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)
+ax = hbar_accuracies(
+    retrieval_rows,
+    {"forward model": [(scored[q].acc.k, scored[q].acc.n) for q in retrieval_rows]},
+    refs=[lookups(q) if q in DUAL else None for q in retrieval_rows],
+    ref_label="two independent lookups",
+    breaks=(len(QA_ATTRIBUTES), len(QA_ATTRIBUTES) + len(RETRIEVAL)),
+    xlabel=f"accuracy on P_test (n = {n_scored} people per row)",
+    title="Retrieval: whole attributes, parts of the birth date, two attributes at once",
+)
+_ = savefig(ax.figure, "part3_2_retrieval")
 
 # %% [markdown]
 # ## Do classification and comparison need the hint at this scale?
 #
 # Each task is asked twice about P_test: answer directly, and write the hint first. The chance
-# column is the accuracy of always giving the most common answer. The tasks: is the birth
-# month even, the month modulo 6 and 12, the "luckiness" of the major (a fixed number 0-99 per
-# major) modulo 5; was X born in a later month than Y, their month difference (-11..11), and
-# is X's major luckier than Y's. The paper trains on up to millions of people; with 10K
-# training people, its even-month question reaches 75.9% without a hint (80.3% if trained with
-# hints) and 94.2% with the hint at test time, which the paper reads as hint accuracy (91.0%)
-# plus a coin flip on the rest. With a hint the task splits in two: retrieving the month (the
-# "hint itself right" column) and mapping the written month to the answer (the last column:
-# answers right among the items whose hint was right). The second step needs no fact about the
-# person, only the rule; the printout under the table says how well our model learned it.
+# level is the accuracy of always giving the most common answer. The tasks: is the birth month
+# even, the month modulo 6 and 12, the "luckiness" of the major (a fixed number 0-99 per major)
+# modulo 5; was X born in a later month than Y, their month difference (-11..11), and is X's
+# major luckier than Y's. The paper trains on up to millions of people; with 10K training
+# people, its even-month question reaches 75.9% without a hint (80.3% if trained with hints)
+# and 94.2% with the hint at test time, which the paper reads as hint accuracy (91.0%) plus a
+# coin flip on the rest. With a hint the task splits in two: retrieving the month (the hint
+# itself) and mapping the written month to the answer (answers right among the items whose hint
+# was right). The second step needs no fact about the person, only the rule.
 #
 # "Poor without a hint" is a negative claim: it says something only where the hinted version,
 # the positive control, works at this scale (its answer above chance and above the direct
-# answer, beyond the noise). The "hint works" column checks that for every task.
+# answer, beyond the noise).
 
 # %%
 manip_scored = {
@@ -269,44 +299,57 @@ manip_scored = {
 chances = {
     task: chance(task, forward_bios, scored_people(plan), plan.seed) for task in manip_scored
 }
+
+# %% mystnb={"figure": {"caption": "Classification and comparison on P_test people, answered directly or after writing the hint (95% Wilson intervals); the black tick is the chance level (always the most common answer), so a bar that stops short of it is below chance.", "name": "fig-part3-2-hint"}}
+ax = hbar_accuracies(
+    list(manip_scored),
+    {
+        "no hint": [(p.acc.k, p.acc.n) for p, _ in manip_scored.values()],
+        "hint written at test": [(h.acc.k, h.acc.n) for _, h in manip_scored.values()],
+    },
+    refs=[chances[t] for t in manip_scored],
+    ref_label="chance (most common answer)",
+    breaks=(len(CLASSIFY),),
+    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    title="Classification (top) and comparison (bottom), with and without the hint",
+)
+_ = savefig(ax.figure, "part3_2_hint")
+
+# %%
 manip = pd.DataFrame(
-    [
-        {
-            "task": task,
+    {
+        task: {
             "chance": chances[task],
             "no hint": plain.accuracy,
             "hint at test": hinted.accuracy,
-            "hint works": hint_helps(plain, hinted, chances[task]),
-            "hint itself right": hinted.hint_accuracy,
-            "answer right given right hint": hinted.answer_given_hint.value
+            "hint right": hinted.hint_accuracy,
+            "answer | hint right": hinted.answer_given_hint.value
             if hinted.answer_given_hint is not None
             else float("nan"),
         }
         for task, (plain, hinted) in manip_scored.items()
-    ]
-).set_index("task")
-print(manip.round(3).to_string())
-helped = [t for t in manip.index if manip.loc[t, "hint works"]]
+    }
+).T
+display(manip.map(pct))
+helped = [t for t, (p, h) in manip_scored.items() if hint_helps(p, h, chances[t])]
 below = [t for t in manip.index if manip.loc[t, "no hint"] < manip.loc[t, "chance"]]
+far_below = [t for t, (p, _) in manip_scored.items() if p.acc.interval[1] < chances[t]]
 mapped = manip_scored["month_mod2"][1].answer_given_hint
-print(
-    "\nThe hinted version works (above chance and above the direct answer, beyond the noise) "
-    f"for: {', '.join(helped) or 'none'}."
-    f"\nWithout a hint, below the most-common-answer baseline: {', '.join(below) or 'none'}."
-)
-if mapped is not None:
-    print(
-        f"Given a correctly written month, the model answers the even-month question right in "
-        f"{mapped.value:.0%} of cases ({mapped.k} of {mapped.n})."
+display(
+    Markdown(
+        "The hinted version works (above chance and above the direct answer, beyond the noise) "
+        f"for: {', '.join(helped) or 'no task'}. Without a hint, below the most-common-answer "
+        f"baseline: {', '.join(below) or 'no task'}"
+        + (f" (beyond the noise: {', '.join(far_below)})" if far_below else "")
+        + "."
+        + (
+            f" Given a correctly written month, the model answers the even-month question right "
+            f"in {pct(mapped.value)} of cases ({mapped.k} of {mapped.n})."
+            if mapped is not None
+            else ""
+        )
     )
-
-# %% mystnb={"figure": {"caption": "Classification and comparison on P_test, answered directly or after writing the hint, against the most-common-answer baseline.", "name": "fig-part3-2-hint"}}
-fig, ax = plt.subplots(figsize=(8, 3.8))
-manip[["chance", "no hint", "hint at test"]].plot.bar(ax=ax, rot=20)
-ax.set_ylim(0, 1)
-ax.set_ylabel("P_test accuracy")
-ax.set_title("Manipulation with and without a hint")
-_ = savefig(fig, "part3_2_hint")
+)
 
 # %% [markdown]
 # ## Does inverse search work, after forward or after reverse pretraining?
@@ -334,7 +377,6 @@ inverse = pd.DataFrame(
         for task, (f, r) in inverse_scored.items()
     ]
 ).set_index("task")
-print(inverse.round(3).to_string())
 recall = {
     label: name_recall(parent.model, bios, scored_people(plan))
     for label, parent, bios in (
@@ -342,17 +384,36 @@ recall = {
         ("reverse6", reverse_parent, reverse_bios),
     )
 }
-print(
-    "parent predicts the full name inside the person's own biography (teacher-forced): "
-    + ", ".join(f"{k} {v:.0%}" for k, v in recall.items())
-)
 best_fwd = max((f.acc for f, _ in inverse_scored.values()), key=lambda a: a.value)
 best_rev = max((r.acc for _, r in inverse_scored.values()), key=lambda a: a.value)
 reverse_works = all(compare(r.acc, f.acc) > 0 for f, r in inverse_scored.values())
-print(
-    f"best inverse task: forward {best_fwd.value:.0%}, reverse6 {best_rev.value:.0%} "
-    f"(n = {best_rev.n}); reverse6 beats forward beyond the noise on every task: {reverse_works}"
+display(
+    Markdown(
+        f"Asked by question ({n_scored} P_test people per task), the best inverse task reaches "
+        f"{pct(best_fwd.value)} after forward and {pct(best_rev.value)} after reverse6 "
+        "pretraining; reverse6 "
+        + ("beats" if reverse_works else "does not beat")
+        + " forward beyond the noise on every task. Inside the biographies (teacher-forced: "
+        "all three name tokens the parent's top prediction), the reverse6 parent predicts "
+        f"{pct(recall['reverse6'])} of the names and the forward parent {pct(recall['forward'])}."
+    )
 )
+
+# %% mystnb={"figure": {"caption": "Inverse search on P_test people after forward or reverse6 pretraining (95% Wilson intervals). Bottom row: the parent's teacher-forced prediction of the full name inside each person's own biography.", "name": "fig-part3-2-inverse"}}
+inverse_rows = [t.removeprefix("inverse:") for t in INVERSE] + ["parent: name in biography"]
+ax = hbar_accuracies(
+    inverse_rows,
+    {
+        "forward pretraining": [(f.acc.k, f.acc.n) for f, _ in inverse_scored.values()]
+        + [(Acc.of(recall["forward"], n_scored).k, n_scored)],
+        "reverse6 pretraining": [(r.acc.k, r.acc.n) for _, r in inverse_scored.values()]
+        + [(Acc.of(recall["reverse6"], n_scored).k, n_scored)],
+    },
+    breaks=(len(INVERSE),),
+    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    title="Inverse search by question, and the name inside the biography",
+)
+_ = savefig(ax.figure, "part3_2_inverse")
 
 # %% [markdown]
 # ## Can an external index stand in for inverse search?
@@ -362,7 +423,8 @@ print(
 # biographies maps a birth date to the people whose biography states it (a "registry"); the
 # forward model then checks every other attribute the question gives ("What is the birth city
 # of X?"), and candidates whose answer differs are dropped. The index holds only the birth date,
-# so the birth-city check is the model's work. Same test people, same questions:
+# so the birth-city check is the model's work. Same test people, same questions. This is our
+# demonstration, not one of the paper's experiments.
 
 # %%
 index = AttributeIndex.build(records(forward_bios), ["birth_date"])
@@ -392,26 +454,41 @@ for task in INVERSE:
         }
     )
 rag = pd.DataFrame(rag).set_index("task")
-print(rag.round(3).to_string())
 # the model's work is the task that names more than the indexed attribute
 model_task = INVERSE[-1]
+display(
+    rag.rename_axis(None)
+    .rename(
+        index=lambda t: t.removeprefix("inverse:"),
+        columns={
+            "index + forward model": "index + model",
+            "index alone leaves one": "index: one left",
+        },
+    )
+    .map(pct)
+)
 
-# %% mystnb={"figure": {"caption": "Inverse search on P_test: the forward model alone, a model pretrained on reverse biographies, and the forward model behind a birth-date index.", "name": "fig-part3-2-inverse"}}
-both = inverse.join(rag[["index + forward model"]])
-fig, ax = plt.subplots(figsize=(7, 3.6))
-both.plot.bar(ax=ax, rot=0)
-ax.set_ylim(0, 1)
-ax.set_ylabel("P_test accuracy")
-ax.set_xticklabels([t.removeprefix("inverse:") for t in both.index], fontsize="small")
-ax.set_title("Inverse search")
-_ = savefig(fig, "part3_2_inverse")
+# %% mystnb={"figure": {"caption": "Inverse search on P_test people (95% Wilson intervals): the forward model alone, the model pretrained on reverse biographies, and the forward model behind a birth-date index (hatched: our demonstration, not the paper's setup).", "name": "fig-part3-2-index"}}
+ax = hbar_accuracies(
+    [t.removeprefix("inverse:") for t in INVERSE],
+    {
+        "forward model alone": [(f.acc.k, f.acc.n) for f, _ in inverse_scored.values()],
+        "reverse6 model": [(r.acc.k, r.acc.n) for _, r in inverse_scored.values()],
+        "index + forward model (our demonstration)": [rag_hits[t] for t in INVERSE],
+    },
+    hatched=["index + forward model (our demonstration)"],
+    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    title="Inverse search: in the model, or through an index",
+)
+_ = savefig(ax.figure, "part3_2_index")
 
 # %% [markdown]
 # ## Explorer
 #
 # Pick a P_test person and a question: the forward model answers directly and, where the task
-# has one, after writing the hint, beside the truth. The interactive version needs a live
-# kernel; the rendered book shows the fixed sample of questions below it.
+# has one, after writing the hint, beside the truth (✓ or ✗: the answer scored right or wrong,
+# as in the sections above; the hint is not scored here). The interactive version needs a live
+# kernel; the rendered book shows the fixed sample of questions below.
 
 
 # %%
@@ -421,11 +498,12 @@ def explorer_rows(person: int, task: str) -> list[dict]:
     for hint in (False, True) if task in HINTED else (False,):
         items = p32_items(forward_bios, task, scored_people(plan), hint=hint, seed=plan.seed)
         item = next(it for it in items if it.person == person)
+        right = bool(score_items(fwd, [item]).answer_ok[0])  # scored as in the sections above
         rows.append(
             {
                 "question": item.prompt.rsplit(" ", 1)[0],
-                "hint": hint,
-                "model": answer_text(fwd, item),
+                "hint first": "yes" if hint else "no",
+                "model": ("✓ " if right else "✗ ") + answer_text(fwd, item),
                 "truth": item.completion,
             }
         )
@@ -440,11 +518,14 @@ sample = [
     for person, k in zip(sample_people.tolist(), sample_tasks.tolist(), strict=True)
     for row in explorer_rows(person, plan.tasks[k])
 ]
-with pd.option_context("display.max_colwidth", 120):
-    display(pd.DataFrame(sample).set_index(["question", "hint"]))
+with pd.option_context("display.max_colwidth", None):
+    display(HTML(pd.DataFrame(sample).to_html(index=False)))
 
-# %% tags=["remove-output"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["remove-output", "nbval-ignore-output"]
+# The replies go into an HTML widget, not an Output widget: a headless executor (papermill's
+# nbclient) mimics an Output widget's front end and answers each output it captures with a
+# message on the kernel's shell channel, which it is reading at the same time; under load that
+# can leave the execution waiting forever. An HTML widget's value needs no front end reply.
 try:
     import ipywidgets as widgets
 
@@ -452,22 +533,18 @@ try:
         options=[int(i) for i in scored_people(plan)[:50]], description="person"
     )
     pick_task = widgets.Dropdown(options=list(plan.tasks), description="question")
-    shown = widgets.Output()
+    shown = widgets.HTML()
 
     def show(_change=None) -> None:
-        shown.clear_output()
-        with shown:
-            for row in explorer_rows(pick_person.value, pick_task.value):
-                print(row["question"] + ("  [hint first]" if row["hint"] else ""))
-                print("  model:", row["model"])
-                print("  truth:", row["truth"])
+        rows = explorer_rows(pick_person.value, pick_task.value)
+        shown.value = pd.DataFrame(rows).to_html(index=False)
 
     for w in (pick_person, pick_task):
         w.observe(show, names="value")
     show()
     display(widgets.VBox([pick_person, pick_task, shown]))
 except ImportError:
-    print("ipywidgets is not installed; the table above is the static explorer")
+    display(HTML("<p>ipywidgets is not installed; the table above is the static explorer.</p>"))
 
 # %% [markdown]
 # ## Where this edition departs from the paper
@@ -480,23 +557,23 @@ except ImportError:
 # - **What the small scale limits.** Everything with a hint rests on retrieval: the hint *is* a
 #   retrieval, so a binary task's hinted accuracy is capped near "hint right + half of the
 #   rest", and a comparison needs two retrievals in a row. How reliably our fine-tuned model
-#   extracts the facts of P_test people is printed in the retrieval section, beside the paper's
+#   extracts the facts of P_test people is shown in the retrieval section, beside the paper's
 #   about 100% for the birth date; a bigger model, more people and more exposures are what close
 #   that gap. Inverse search after reverse pretraining needs the same kind of extraction in the
 #   other direction, and the diagnostic above separates the two steps: stored "attributes ->
 #   name" inside the biography, and extracting it from a question about a person never asked
 #   about in training.
-# - **Fine-tuning.** The parent is the paper's: the Part 3.1 model pretrained on multi5+permute
-#   (the same run as in the Part 3.1 chapter). The paper then teaches each task by LoRA (rank
-#   8/16 on query/value, rank 128 on the embedding) on task data only, one task at a time. We
-#   fine-tune every weight on the Part 3.1 questions and all the chapter's tasks at once, with
-#   biographies kept in the mix so that a small model does not overwrite what it stored; with the
-#   Part 3.1 questions in the mix this is the "QA-fine-tuned" starting point of the paper's
-#   Result 5, which the paper finds within about a point of the BIO-pretrained one. Why not LoRA
-#   here: the answer words "Yes", "No" and "minus" never occur in the biographies, and with tied
-#   input and output embeddings peft's embedding adapter changes the input lookup only, so the
-#   output layer that would have to produce those words would stay frozen. This chapter runs no
-#   LoRA fine-tune, so it does not test whether the paper's wider models reach such words
+# - **Fine-tuning.** The parent is the paper's: the Part 3.1 paper's model pretrained on
+#   multi5+permute (the same run as in the previous chapter, Part 3.1). The paper then teaches each
+#   task by LoRA (rank 8/16 on query/value, rank 128 on the embedding) on task data only, one task
+#   at a time. We fine-tune every weight on the six attribute questions and all the chapter's tasks
+#   at once, with biographies kept in the mix so that a small model does not overwrite what it
+#   stored; with the attribute questions in the mix this is the "QA-fine-tuned" starting point of
+#   the paper's Result 5, which the paper finds within about a point of the BIO-pretrained one. Why
+#   not LoRA here: the answer words "Yes", "No" and "minus" never occur in the biographies, and
+#   with tied input and output embeddings peft's embedding adapter changes the input lookup only,
+#   so the output layer that would have to produce those words would stay frozen. This chapter runs
+#   no LoRA fine-tune, so it does not test whether the paper's wider models reach such words
 #   through their hidden states alone; the `gpu` preset keeps full fine-tuning.
 # - **Tasks.** 13 of the paper's 28: birth day and year, two of the six dual retrievals, month
 #   mod 2, 6 and 12, major luckiness mod 5, later month, month difference, luckier major, and two
@@ -516,12 +593,10 @@ except ImportError:
 # interval. A claim that a task is poor without a hint is judged only where the hinted version,
 # its positive control, works (above chance and above the direct answer, beyond the noise).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["hide-output", "nbval-ignore-output"]
 print(f"chapter wall time at scale {scale}: {time.perf_counter() - chapter_start:.0f} s")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ledger = Ledger("part3_2_knowledge_manipulation", scale)
 # "about 100%" extraction: >= 0.9 reproduced, >= 0.75 partly; n = every attribute question
 # asked (six per P_test person, each about a separately drawn fact)

@@ -38,11 +38,12 @@ shapes = None  # override the sweep: a list of [layers, heads] (GPT2-l-h) or [la
 
 # %%
 import math
+import textwrap
 import time
 
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from physlm.claims import (
     AtLeast,
@@ -67,7 +68,7 @@ from physlm.experiments.part3_3 import (
     run_setting,
 )
 from physlm.measure.capacity import BIOS_N0
-from physlm.plots import bits_vs_params, savefig, use_style
+from physlm.plots import bars_with_marks, bits_vs_params, paired_bars, savefig, use_style
 from physlm.scales import part3_3
 
 
@@ -76,16 +77,23 @@ def times(a: float, b: float) -> float:
     return a / b if a > 0 and b > 0 else float("nan")
 
 
+def fx(r: float) -> str:
+    """A ratio as '1.23x', or 'n/a' where it says nothing."""
+    if not math.isfinite(r):
+        return "n/a"
+    return f"{r:.2f}x" if abs(r) < 10 else f"{r:.0f}x"
+
+
+def wrapped(text: str, width: int = 70) -> str:
+    return textwrap.fill(text, width=width, break_long_words=False)
+
+
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
 plan = part3_3(scale, people=people, shapes=shapes)
 torch.set_num_threads(plan.threads or torch.get_num_threads())
 use_style()
 chapter_start = time.perf_counter()
-print(
-    f"scale {plan.scale}: data {plan.data}, (exposures, N) {list(plan.sweeps)}, "
-    f"models {[s.label() for s in plan.shapes]}"
-)
 
 # %% [markdown]
 # ## Data
@@ -102,8 +110,7 @@ print(
 bios = BioSStream(n_people=1000, exposures=2, batch_size=1, seq_len=512, seed=seed)
 display(pd.DataFrame([bios.facts(0)]).T.rename(columns={0: "person 0"}))
 for i, bio in enumerate(renderings(bios, person=0, count=2)):
-    text = bios.vocab.decode(bio)
-    print(f"exposure {i + 1}: {text}\n")
+    print(wrapped(f"exposure {i + 1}: {bios.vocab.decode(bio)}"), end="\n\n")
 
 # %% [markdown]
 # The information in the data is exact. With N0 = 400 x 400 x 1000 possible names and S0 the
@@ -112,9 +119,11 @@ for i, bio in enumerate(renderings(bios, person=0, count=2)):
 
 # %%
 k = bios.knowledge()
-print(
-    f"log2 N0 = {math.log2(BIOS_N0):.2f} bits, log2 S0 = {k['log2_s0']:.2f} bits per person "
-    f"(the paper: 47.6)"
+display(
+    Markdown(
+        f"log2 N0 = {math.log2(BIOS_N0):.2f} bits per name and log2 S0 = {k['log2_s0']:.2f} bits "
+        f"of attributes per person (the paper: 47.6)."
+    )
 )
 
 # %% [markdown]
@@ -135,14 +144,36 @@ print(
 
 # %%
 sweep_data = make_data(plan, Setting(plan.shapes[0], plan.sweeps[0][1], plan.sweeps[0][0]), seed)
-kd = sweep_data.knowledge()
-print(f"{plan.data} with {plan.biod if plan.data == 'biod' else 'bioS pools'}")
-print(
-    f"tokens per biography: {getattr(sweep_data, 'tokens_per_person', 'varies')}, "
-    f"vocabulary: {sweep_data.vocab_size} tokens"
-)
-example = sweep_data.batch(0)["x"][0]
-print(sweep_data.vocab.decode([t for t in example.tolist() if t != sweep_data.vocab.pad_id])[:300])
+if plan.data == "biod":
+    b = plan.biod
+    display(
+        pd.DataFrame(
+            {
+                "K (attributes)": b["n_attributes"],
+                "C (chunks per value)": b["chunks"],
+                "D (values per attribute)": b["diversity"],
+                "L (tokens per chunk)": b["chunk_len"],
+                "T (chunk vocabulary)": b["chunk_vocab"],
+                "name pools": " x ".join(str(n) for n in b["name_pools"]),
+                "tokens per biography": sweep_data.tokens_per_person,
+                "vocabulary": sweep_data.vocab_size,
+            },
+            index=[f"this edition's {plan.data}"],
+        ).T
+    )
+else:
+    display(Markdown(f"This edition trains on bioS (vocabulary: {sweep_data.vocab_size} tokens)."))
+row, eos = sweep_data.batch(0)["x"][0].tolist(), sweep_data.vocab.eos_id
+first_bios, cur = [], []
+for t in row[1:]:  # rows open with a separator
+    if t == eos:
+        first_bios.append(cur)
+        cur = []
+    elif t != sweep_data.vocab.pad_id:
+        cur.append(t)
+display(Markdown("The first biographies of the first training row:"))
+for bio in first_bios[:4]:
+    print(wrapped(sweep_data.vocab.decode(bio)))
 
 # %% [markdown]
 # ## Method
@@ -160,7 +191,7 @@ print(sweep_data.vocab.decode([t for t in example.tolist() if t != sweep_data.vo
 # the model, and cannot reach or exceed the paper's numbers.
 
 # %%
-print(
+display(
     pd.DataFrame(
         [
             {
@@ -168,15 +199,21 @@ print(
                 "layers": s.layers,
                 "heads": s.heads,
                 "width": s.width,
-                "peak lr": round(plan.lr_for(s), 5),
+                "peak lr": f"{plan.lr_for(s):.4f}",
             }
             for s in plan.shapes
         ]
-    ).to_string(index=False)
+    )
+    .set_index("model")
+    .rename_axis(None)
 )
-print(
-    f"rows per step {plan.rows} x {plan.seq_len} tokens, weight decay {plan.weight_decay}, "
-    f"warmup {plan.warmup_steps} steps, cosine decay to 0.1 x peak"
+display(
+    Markdown(
+        f"Scale `{plan.scale}`, data {plan.data}: "
+        + ", ".join(f"N = {n} people at {e} exposures" for e, n in plan.sweeps)
+        + f". Each step holds {plan.rows} rows of {plan.seq_len} tokens; weight decay "
+        f"{plan.weight_decay}, warmup {plan.warmup_steps} steps, cosine decay to 0.1 x peak."
+    )
 )
 
 # %% [markdown]
@@ -184,7 +221,7 @@ print(
 # several worker processes (each run is deterministic, so this changes no number); the sections
 # below load them from the run cache.
 
-# %%
+# %% tags=["remove-output"]
 low_e = min(plan.exposures)
 hi_e = max(plan.exposures)
 mlp_shape = plan.shapes[plan.mlp_shape]
@@ -208,45 +245,54 @@ print(
 # %%
 sweep = {(s.shape, s.exposures): run_setting(plan, s, seed) for s in runs["sweep"]}
 sweep_rows = pd.DataFrame([o.row(series=f"{e} exposures") for (_, e), o in sweep.items()])
-print(
-    sweep_rows[
-        [
-            "model",
-            "exposures",
-            "N",
-            "params",
-            "bits",
-            "max bits",
-            "bits/param",
-            "max bits/param",
-            "overfilled",
-            "steps",
-        ]
-    ]
-    .round(3)
-    .to_string(index=False)
-)
 
 
 def at(e: int) -> list:
     return [o for (_, x), o in sweep.items() if x == e]
 
 
-for e in plan.exposures:
-    over = [o for o in at(e) if o.overfilled]
-    print(
-        f"{e} exposures: {len(over)} of {len(at(e))} sizes overfilled (data > {OVERFILL} "
-        f"bits/param)"
-        + (f"; their bits/param: {[round(o.ratio, 2) for o in over]}" if over else "")
+def sweep_table(e: int) -> pd.DataFrame:
+    """One exposure count of the sweep, one row per model."""
+    return pd.DataFrame(
+        {
+            "params": [o.params for o in at(e)],
+            "bits": [round(o.bits) for o in at(e)],
+            "max bits": [round(o.max_bits) for o in at(e)],
+            "bits/param": [f"{o.ratio:.2f}" for o in at(e)],
+            "max bits/param": [f"{o.max_ratio:.2f}" for o in at(e)],
+            "overfilled": ["yes" if o.overfilled else "no" for o in at(e)],
+        },
+        index=[o.setting.shape.label() for o in at(e)],
     )
 
-# %% mystnb={"figure": {"caption": "Bits stored against parameters for the size sweep, with the 2, 1 and 0.5 bits/param reference lines.", "name": "fig-part3-3-bits"}}
+
+def sweep_line(e: int) -> str:
+    over = [o for o in at(e) if o.overfilled]
+    steps = sorted({o.run.metrics[-1]["step"] for o in at(e)})
+    text = (
+        f"**{e} exposures** (N = {at(e)[0].setting.people} people, "
+        f"{', '.join(str(s) for s in steps)} steps): {len(over)} of {len(at(e))} sizes "
+        f"overfilled (data > {OVERFILL} bits/param)"
+    )
+    if over:
+        text += "; they store " + ", ".join(
+            f"{o.ratio:.2f} ({o.setting.shape.label()})" for o in over
+        )
+        text += " bits/param"
+    return text + "."
+
+
+for e in plan.exposures:
+    display(Markdown(sweep_line(e)))
+    display(sweep_table(e))
+
+# %% mystnb={"figure": {"caption": "Bits stored (filled) against parameters for the size sweep, one series per exposure count; the hollow marker above each model is the bits its data holds. Dashed lines: 2, 1 and 0.5 bits per parameter.", "name": "fig-part3-3-bits"}}
 fig = bits_vs_params(
     sweep_rows,
     params="params",
     bits="bits",
     series="series",
-    logy=False,
+    max_bits="max bits",
     title="Stored bits vs parameters",
 ).figure
 _ = savefig(fig, "part3_3_bits_vs_params")
@@ -262,21 +308,46 @@ _ = savefig(fig, "part3_3_bits_vs_params")
 
 # %%
 mlp_runs = [run_setting(plan, s, seed) for s in runs["mlp"]]
-mlp_rows = pd.DataFrame([o.row(replica=o.setting.replica) for o in mlp_runs])
-print(
-    mlp_rows[["model", "mlp", "replica", "params", "bits", "bits/param", "max bits/param"]]
-    .round(3)
-    .to_string(index=False)
-)
 gelu_runs = [o for o in mlp_runs if o.setting.mlp == "gelu"]
 gated_runs = [o for o in mlp_runs if o.setting.mlp == "gated"]
 pair_ratios = [times(a.bits, b.bits) for a, b in zip(gelu_runs, gated_runs, strict=True)]
 mlp_ratio = times(sum(o.bits for o in gelu_runs), sum(o.bits for o in gated_runs))
 gelu_share = sum(o.share for o in gelu_runs) / len(gelu_runs)
-print(
-    f"GELU / gated stored bits, per replica: {[round(r, 2) for r in pair_ratios]}; "
-    f"pooled: {mlp_ratio:.2f}; GELU models store {gelu_share:.1%} of their data on average"
+display(
+    pd.DataFrame(
+        {
+            "GELU bits": [round(a.bits) for a in gelu_runs],
+            "gated bits": [round(b.bits) for b in gated_runs],
+            "GELU / gated": [fx(r) for r in pair_ratios],
+        },
+        index=[f"replica {a.setting.replica}" for a in gelu_runs],
+    )
 )
+mlp_params = sorted({o.params for o in mlp_runs})
+display(
+    Markdown(
+        f"Model {mlp_shape.label()} at {low_e} exposures, "
+        f"P = {' / '.join(str(p) for p in mlp_params)} parameters "
+        f"({'equal for both MLPs' if len(mlp_params) == 1 else 'GELU / gated'}); its data holds "
+        f"{gelu_runs[0].max_ratio:.2f} bits/param. Pooled over the {len(pair_ratios)} pairs the "
+        f"GELU MLP stores **{fx(mlp_ratio)}** the bits of the gated one (per pair: "
+        f"{', '.join(fx(r) for r in pair_ratios)}); the GELU models store "
+        f"{gelu_share:.1%} of their data on average."
+    )
+)
+
+# %% mystnb={"figure": {"caption": "Bits stored by the GELU and the gated MLP on the same people and seed, one pair per replica; the last pair is the mean over replicas, whose ratio is the pooled one.", "name": "fig-part3-3-mlp"}}
+mean = [sum(o.bits for o in g) / len(g) for g in (gelu_runs, gated_runs)]
+ax = paired_bars(
+    [f"replica {o.setting.replica}" for o in gelu_runs] + ["mean (pooled)"],
+    [o.bits for o in gelu_runs] + [mean[0]],
+    [o.bits for o in gated_runs] + [mean[1]],
+    names=("GELU MLP", "gated MLP"),
+    ylabel="bits stored",
+    summary_last=True,
+    title=f"GELU vs gated MLP: {mlp_shape.label()}, {low_e} exposures",
+)
+_ = savefig(ax.figure, "part3_3_mlp_pairs")
 
 # %% [markdown]
 # ## Does int8 keep the stored bits, and int4 lose them?
@@ -288,6 +359,7 @@ print(
 # question is how many bits the same weights still hold.
 
 # %%
+PAPER_QUANT = {"float32": 2.0, "int8 (GPTQ)": 2.0, "int4 (GPTQ)": 0.7}  # the paper's bits/param
 best = max(sweep.values(), key=lambda o: o.ratio)
 quant_rows = [{"weights": "float32", "bits": best.bits, "bits/param": best.ratio}]
 for qbits in (8, 4):
@@ -296,12 +368,40 @@ for qbits in (8, 4):
         {"weights": f"int{qbits} (GPTQ)", "bits": stored, "bits/param": stored / best.params}
     )
 quant = pd.DataFrame(quant_rows)
-print(f"model {best.setting.shape.label()} at {best.setting.exposures} exposures")
-print(quant.round(3).to_string(index=False))
+display(
+    quant.assign(
+        bits=quant["bits"].round(0).astype(int),
+        **{
+            "bits/param": quant["bits/param"].map("{:.3f}".format),
+            "paper's bits/param": quant["weights"].map(PAPER_QUANT),
+        },
+    )
+    .set_index("weights")
+    .rename_axis(None)
+)
 int8_bits, int4_bits = quant_rows[1]["bits"], quant_rows[2]["bits"]
 int8_lost = 1 - int8_bits / best.bits if best.bits > 0 else float("nan")
 int4_loss = times(best.bits, int4_bits)
-print(f"int8 loses {int8_lost:.1%} of the bits; int4 stores {int4_loss:.1f}x fewer")
+display(
+    Markdown(
+        f"Model {best.setting.shape.label()} at {best.setting.exposures} exposures "
+        f"(P = {best.params}; its data holds {best.max_ratio:.2f} bits/param): int8 loses "
+        f"{int8_lost:.1%} of the bits; int4 stores {fx(int4_loss)} fewer."
+    )
+)
+
+# %% mystnb={"figure": {"caption": "Bits per parameter of the same model with float, int8 and int4 weights; black ticks: the paper's values for a GPT-2 that stores 2 bits/param; dashed line: the bits per parameter its data holds.", "name": "fig-part3-3-quant"}}
+ax = bars_with_marks(
+    list(quant["weights"]),
+    list(quant["bits/param"]),
+    marks=[PAPER_QUANT[w] for w in quant["weights"]],
+    mark_label="the paper's Result 8",
+    lines={"bits/param its data holds": best.max_ratio},
+    ylabel="bits per parameter",
+    fmt="{:.2f}",
+    title=f"Quantizing {best.setting.shape.label()} ({best.setting.exposures} exposures)",
+)
+_ = savefig(ax.figure, "part3_3_quantization")
 
 # %% [markdown]
 # ## Does junk data cost capacity, and does a domain token win it back?
@@ -317,30 +417,51 @@ print(f"int8 loses {int8_lost:.1%} of the bits; int4 stores {int4_loss:.1f}x few
 
 # %%
 clean, junk, domain = (run_setting(plan, s, seed) for s in runs["junk"])
-junk_rows = pd.DataFrame([clean.row(), junk.row(), domain.row()])
-print(
-    junk_rows[["model", "N", "junk", "domain token", "steps", "bits", "bits/param"]]
-    .round(3)
-    .to_string(index=False)
-)
 floor = frequency_bits(clean.data)
 junk_loss = times(clean.bits, junk.bits)
 domain_loss = times(clean.bits, domain.bits)
 junk_loss_bound = times(clean.bits, max(junk.bits, floor))  # at least this, when junk <= floor
-print(
-    f"biographies per row: {[o.data.bios_per_row for o in (clean, junk, domain)]}; the junk runs "
-    f"take {junk.data.steps / clean.data.steps:.1f}x the clean run's steps "
-    f"(junk {junk.data.steps}, domain token {domain.data.steps})"
+junk_names = ["clean", f"{junk.setting.junk_fraction} junk", "junk + domain token"]
+display(
+    pd.DataFrame(
+        {
+            "run": junk_names,
+            "steps": [o.data.steps for o in (clean, junk, domain)],
+            "bios per row": [o.data.bios_per_row for o in (clean, junk, domain)],
+            "bits": [round(o.bits) for o in (clean, junk, domain)],
+            "bits/param": [f"{o.ratio:.3f}" for o in (clean, junk, domain)],
+            "clean / run": ["", fx(junk_loss), fx(domain_loss)],
+        }
+    )
+    .set_index("run")
+    .rename_axis(None)
 )
-print(
-    f"the clean model stores {clean.share:.1%} of its data's {clean.max_bits:.0f} bits; "
-    f"frequency floor of the useful people: {floor:.0f} bits"
+display(
+    Markdown(
+        f"Model {clean.setting.shape.label()}, N = {clean.setting.people} useful people at "
+        f"{je} exposures. The clean model stores {clean.share:.1%} of its data's "
+        f"{clean.max_bits:.0f} bits; the frequency floor of the useful people is {floor:.0f} bits. "
+        f"Capacity lost to junk: {fx(junk_loss)}"
+        + (" (the junk run stores no more than the floor)" if junk.bits <= floor else "")
+        + f"; with the domain token: {fx(domain_loss)}."
+    )
 )
-print(
-    f"capacity lost to junk: {junk_loss:.1f}x"
-    + (" (the junk run stores no more than the floor)" if junk.bits <= floor else "")
-    + f"; with the domain token: {domain_loss:.1f}x"
+
+# %% mystnb={"figure": {"caption": "Bits stored about the same useful people without junk, with 7/8 junk, and with junk plus a domain token; the two junk runs train the same number of steps. Black ticks: the clean run's bits divided by the paper's losses (20x and 2x); dashed line: the frequency floor.", "name": "fig-part3-3-junk"}}
+ax = bars_with_marks(
+    [
+        f"{name}\n{o.data.steps} steps"
+        for name, o in zip(junk_names, (clean, junk, domain), strict=True)
+    ],
+    [clean.bits, junk.bits, domain.bits],
+    marks=[None, clean.bits / 20, clean.bits / 2],
+    mark_label="clean / the paper's loss (20x, 2x)",
+    lines={"frequency floor": floor},
+    ylabel="bits stored about the useful people",
+    fmt="{:.0f}",
+    title=f"Junk data: {clean.setting.shape.label()}, {je} exposures",
 )
+_ = savefig(ax.figure, "part3_3_junk")
 
 # %% [markdown]
 # ## Where this edition departs from the paper
@@ -350,7 +471,7 @@ print(
 #   parameters instead of millions, so that a sweep trains on two CPU cores in minutes. The
 #   paper's runs last at least 50K optimizer steps; ours last a few thousand to a few tens of
 #   thousands. The `gpu` and `paper` presets use bioS and GPT2-l-h shapes from the paper's
-#   appendix. The sweep's overfilling, printed above, decides which capacity claims this scale
+#   appendix. The sweep's overfilling, shown above, decides which capacity claims this scale
 #   can test.
 # - **Packing.** Rows hold a fixed number of whole biographies (padded), not a random
 #   concatenation cut into 512-token windows; this keeps every step's data a pure function of
@@ -369,12 +490,11 @@ print(
 # a measurable amount of stored bits, that this scale does not give is marked `not at this
 # scale`; the `gpu` and `paper` presets follow the paper's appendix.
 
-# %%
+# %% tags=["remove-cell"]
 elapsed = time.perf_counter() - chapter_start
 print(f"chapter wall time at scale {scale}: {elapsed:.0f} s")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SHARE = 0.1  # a "meaningful share": the model stores at least a tenth of its data's bits
 SECONDARY = " (via a secondary summary of the paper)"
 

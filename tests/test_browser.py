@@ -3,8 +3,8 @@
 Builds the book from the committed chapters, opens every page and fails on what a reader would
 see as broken: raw TeX (math not typeset), an image that does not load or is not sharp at 2x,
 a text output wider than its box, a broken internal link, an error or stderr output, a widget
-placeholder. One full-page screenshot per page and a report (page height, share of it taken by
-code) go to ``_build/screenshots/``.
+placeholder. Screenshots of every page (tiles of 1280 x 1600 from the top) and a report (page
+height, share of it taken by visible code) go to ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SHOTS = REPO / "_build" / "screenshots"
+TILE = 1600  # px per screenshot: the window height
 
 # Runs in the page once MathJax is done; returns what the test judges.
 PAGE_PROBE = r"""
@@ -95,7 +96,7 @@ def driver():
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
-        "--window-size=1280,900",
+        "--window-size=1280,1600",
         "--force-device-scale-factor=1",
         "--allow-file-access-from-files",
     ):
@@ -145,11 +146,13 @@ def test_every_page_reads_cleanly_offline(built, driver):
         name = page.relative_to(built).as_posix()
         found = _open(driver, page)
         height = int(found["height"])
-        driver.set_window_size(1280, min(max(height, 900), 16000))
-        driver.save_screenshot(
-            str(SHOTS / (name.replace("/", "__").removesuffix(".html") + ".png"))
-        )
-        driver.set_window_size(1280, 900)
+        stem = name.replace("/", "__").removesuffix(".html")
+        for old in SHOTS.glob(f"{stem}*.png"):
+            old.unlink()
+        for i, top in enumerate(range(0, height, TILE)):  # tiles: a browser caps one capture
+            driver.execute_script(f"window.scrollTo(0, {top})")
+            driver.save_screenshot(str(SHOTS / f"{stem}-{i + 1:02d}.png"))
+        driver.execute_script("window.scrollTo(0, 0)")
         report[name] = {
             "height_px": height,
             "code_share": round(found["code"] / max(height, 1), 3),

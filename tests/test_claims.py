@@ -52,6 +52,8 @@ def test_wilson_matches_the_closed_form_and_brute_force_coverage():
     lo, hi = wilson(66, 100)
     assert lo == pytest.approx(0.5627, abs=1e-4) and hi == pytest.approx(0.7454, abs=1e-4)
     assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
+    for n in (1, 7, 100, 600):  # the ends are exact, so error bars never come out negative
+        assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
     # Coverage by exact binomial sums: about 95% for a moderate p.
     n, p = 60, 0.3
     cover = sum(

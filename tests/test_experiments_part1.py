@@ -130,3 +130,30 @@ def test_repeats_counts_samples_that_repeat_an_earlier_one():
     # a memorising sampler repeats itself; the grammar's own samples of a large language do not
     draw = sample(GRAMMAR, 50, 4).sentences()
     assert E.repeats(draw * 2) == len(draw) + E.repeats(draw)
+
+
+def test_kl_by_position_averages_back_to_the_kl():
+    ev = E.eval_set(GRAMMAR, 12, 5)
+    torch.manual_seed(1)
+    model = GPT(PLAN.model_config(E.make_data(PLAN, E.Setting("rope")).vocab_size, "rope"))
+    rows = E.kl_by_position(model, ev)
+    assert [r["prefix"] for r in rows] == sorted(r["prefix"] for r in rows)
+    assert rows[0]["prefix"] == 0 and rows[0]["sentences"] == 12  # every sentence after <bos>
+    assert rows[-1]["sentences"] >= 1 and all(r["kl"] >= 0 for r in rows)
+    weighted = sum(r["kl"] * r["sentences"] for r in rows) / sum(r["sentences"] for r in rows)
+    assert abs(weighted - E.kl_to_grammar(model, ev)) < 1e-9
+    assert max(r["kl"] for r in E.kl_by_position(Oracle(ev, model.cfg.vocab_size), ev)) < 1e-6
+
+
+def test_attention_excess_has_every_level_layer_and_head_and_feeds_the_rows():
+    ev = E.eval_set(GRAMMAR, 10, 6)
+    torch.manual_seed(2)
+    model = GPT(PLAN.model_config(E.make_data(PLAN, E.Setting("rope")).vocab_size, "rope"))
+    excess = E.attention_excess(model, ev)
+    assert excess.shape == (GRAMMAR.depth - 1, PLAN.shape.layers, PLAN.shape.heads)
+    rows = E.attention_rows(excess)
+    assert rows == E.attention_to_ends(model, ev)
+    for r in rows:
+        gap = excess[r["level"] - 1, r["layer"] - 1]
+        assert r["best head"] == int(gap.argmax())
+        assert r["end - other (best head)"] == float(gap.max())

@@ -163,6 +163,23 @@ def kl_to_grammar(model: GPT, ev: EvalSet) -> float:
     return float(grammar_kl(ev.target, model_next_token_probs(model, ev.idx, ev.tokens)))
 
 
+def kl_by_position(model: GPT, ev: EvalSet) -> list[dict]:
+    """The KL of `kl_to_grammar`, split by prefix length: one row per position of the sentence.
+
+    Row `prefix` t is the next-token law after the first t tokens (t = 0: after <bos> alone);
+    `sentences` is how many evaluation sentences reach it. The mean of `kl` weighted by
+    `sentences` is `kl_to_grammar`.
+    """
+    law = model_next_token_probs(model, ev.idx, ev.tokens)
+    rows = []
+    for t in range(ev.target.shape[1]):
+        keep = ~torch.isnan(ev.target[:, t]).any(-1)
+        if keep.any():
+            kl = float(grammar_kl(ev.target[keep, t], law[keep, t]))
+            rows.append({"prefix": t, "kl": kl, "sentences": int(keep.sum())})
+    return rows
+
+
 def uniform_kl(ev: EvalSet) -> float:
     """The KL of a uniform guess over the V+1 outcomes: a yardstick for the scale of the KL."""
     return float(grammar_kl(ev.target, torch.full_like(ev.target, 1.0 / ev.target.shape[-1])))
@@ -223,18 +240,32 @@ def repeats(sentences: list[list[int]]) -> int:
     return len(sentences) - len({tuple(s) for s in sentences})
 
 
+def attention_excess(model: GPT, ev: EvalSet) -> np.ndarray:
+    """(levels, L, H): distance-corrected attention from level-l NT ends to earlier NT ends minus
+    that to other earlier tokens, for every NT level below the root (index 0 is level 1), layer
+    and head, in units of attention weight (`physlm.measure.attention.boundary_attention`)."""
+    maps = attention_maps(model, ev.idx)[:, :, :, 1:, 1:]  # sentence tokens only
+    gaps = []
+    for level in range(1, ev.grammar.depth):
+        ends = torch.from_numpy(ev.draw.boundaries[:, level, :]) & ev.valid
+        to_end, to_other = boundary_attention(maps, ends, ev.valid)
+        gaps.append((to_end - to_other).numpy())
+    return np.stack(gaps)
+
+
 def attention_to_ends(model: GPT, ev: EvalSet) -> list[dict]:
     """Distance-corrected attention from level-l NT ends to earlier NT ends vs to other tokens.
 
     One row per (level, layer): the head with the largest NT-end preference and the mean over
-    heads, in units of attention weight (see `physlm.measure.attention.boundary_attention`).
+    heads, in units of attention weight (`attention_rows` of `attention_excess`).
     """
-    maps = attention_maps(model, ev.idx)[:, :, :, 1:, 1:]  # sentence tokens only
+    return attention_rows(attention_excess(model, ev))
+
+
+def attention_rows(excess: np.ndarray) -> list[dict]:
+    """One row per (level, layer) of an `attention_excess` array: best head, its value, mean."""
     rows = []
-    for level in range(1, ev.grammar.depth):
-        ends = torch.from_numpy(ev.draw.boundaries[:, level, :]) & ev.valid
-        to_end, to_other = boundary_attention(maps, ends, ev.valid)
-        gap = to_end - to_other  # (L, H)
+    for level, gap in enumerate(excess, start=1):  # gap: (L, H)
         for layer in range(gap.shape[0]):
             rows.append(
                 {
