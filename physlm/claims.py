@@ -538,6 +538,12 @@ def evaluate(rule: Rule, measures: Mapping[str, Measure], requires: Sequence[Req
     return rule.judge(measures)
 
 
+def passes(rule: Rule, measures: Mapping[str, Measure]) -> bool:
+    """Whether a rule would call these measurements reproduced: a control or precondition
+    stated as a rule of its own (e.g. "beats the untrained model at every level")."""
+    return evaluate(rule, measures) == "reproduced"
+
+
 def _alternatives(m: Measure, probes: Iterable[float]) -> list[Measure]:
     base = m.value if math.isfinite(m.value) else 1.0
     grid = {0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0}

@@ -194,6 +194,14 @@ def test_rules_reject_bad_parameters():
         evaluate(AtLeast(0.9, 0.5), {"other": Acc(1, 2)})
 
 
+def test_passes_states_a_control_as_a_rule():
+    from physlm.claims import passes
+
+    rule = EffectOverControl(0.05)
+    assert passes(rule, {"ours": Acc(90, 100), "control": Acc(50, 100)})
+    assert not passes(rule, {"ours": Acc(52, 100), "control": Acc(50, 100)})
+
+
 def test_a_failed_precondition_is_not_at_this_scale():
     rule = NoBetterThan(0.52, 0.15)
     m = {"ours": Acc(55, 100)}
