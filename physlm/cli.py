@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import time
@@ -122,6 +123,8 @@ def find_trainer(chapter: str):
         module = importlib.import_module(f"physlm.experiments.{m.name}")
         if hasattr(module, "CHAPTER"):
             known[module.CHAPTER] = module
+    tiny = importlib.import_module("physlm.tiny_run")  # a check of the setup, not a chapter
+    known[tiny.CHAPTER] = tiny
     if chapter not in known:
         raise ValueError(f"chapter must be one of {sorted(known)} to train; got {chapter!r}")
     return known[chapter]
@@ -130,7 +133,8 @@ def find_trainer(chapter: str):
 def _cmd_train(args: argparse.Namespace) -> int:
     module = find_trainer(args.name)
     n = module.train_all(args.scale, seed=args.seed, workers=args.workers)
-    print(f"{n} runs of {args.name} at scale {args.scale} are in the run cache", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`: the main process only
+        print(f"{n} runs of {args.name} at scale {args.scale} in the run cache", file=sys.stderr)
     return 0
 
 

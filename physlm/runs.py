@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from accelerate import PartialState
 from safetensors.torch import load_model, save_model
 
@@ -160,10 +161,12 @@ def get_or_train(
         model.eval()
         _note_use("loaded", key, run_dir)
         return Run(key, run_dir, model, _read_metrics(run_dir / "metrics.jsonl"), cached=True)
-    if (run_dir / DONE).exists():
+    # One process, or every rank of `accelerate launch`. `cpu` as the trainer's Accelerator has
+    # it: a state made without it first would see one process per rank on a machine without CUDA.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if (run_dir / DONE).exists() and state.is_main_process:
         print(f"run {key}: DONE marker does not match the stored model; resuming from checkpoints")
         (run_dir / DONE).unlink()
-    state = PartialState()  # one process, or every rank of `accelerate launch`
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         config = _config(model_cfg, train_cfg, data, build_spec)

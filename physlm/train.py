@@ -180,6 +180,30 @@ def _clip_fn(acc: Accelerator, model: torch.nn.Module, max_norm: float) -> Calla
     return clip
 
 
+def _globally_normalised(loss: torch.Tensor, mask: torch.Tensor, world: int) -> tuple:
+    """This rank's loss rescaled so that N processes compute one process's update.
+
+    `lm_loss` is the mean over this rank's n_r loss tokens, and DDP (what accelerate wraps the
+    model in) averages gradients over the `world` ranks. Each rank's mean would then weigh a
+    token by 1 / (world * n_r): ranks with fewer loss tokens would count more. One process
+    instead takes the mean over all N = sum_r n_r tokens of the global batch. Scaling rank r's
+    loss by world * n_r / N makes it world * S_r / N (S_r its summed token losses), and DDP's
+    average of those is sum_r S_r / N: the global mean, token for token as in one process (up
+    to the order of float additions). One all-reduce of (S_r, n_r) per step gives N and the
+    global mean loss that is logged. A single process never comes here, so its arithmetic is
+    untouched. Returns (the rescaled loss, the global mean loss, N).
+    """
+    import torch.distributed as dist
+
+    count = mask.sum().to(torch.float64)
+    local = loss.detach().to(torch.float64) * count.clamp_min(1.0)  # = S_r (0 when n_r = 0)
+    totals = torch.stack([local, count])
+    dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+    total_loss, total_count = totals.tolist()
+    factor = world * max(float(count), 1.0) / max(total_count, 1.0)
+    return loss * factor, total_loss / max(total_count, 1.0), int(total_count)
+
+
 def _rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),
@@ -302,18 +326,29 @@ def train(
     for step in range(start, end):
         batch = data.batch(step)
         x, y, mask = (batch[k][rank::world].to(acc.device) for k in ("x", "y", "mask"))
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"a batch of {batch['x'].shape[0]} rows leaves process {rank} of {world} "
+                "without rows; use a batch size of at least the number of processes"
+            )
         with acc.autocast():
             logits = model(x)
         loss = lm_loss(logits, y, mask)
+        if world > 1:
+            loss, global_loss, global_tokens = _globally_normalised(loss, mask, world)
         acc.backward(loss)
         if train_cfg.grad_clip > 0:
             clip_gradients()
         optimizer_step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.item()
+        if world > 1:
+            loss_sum += global_loss
+            tokens_seen += global_tokens
+        else:
+            loss_sum += loss.item()
+            tokens_seen += int(mask.sum())
         loss_count += 1
-        tokens_seen += int(mask.sum()) * world
         done = step + 1
         bar.update(1)
         if done % max(1, train_cfg.log_every) == 0 or done == train_cfg.steps:

@@ -1,0 +1,74 @@
+"""A seconds-long run through the run cache: `physlm train tiny --scale smoke`.
+
+It checks a setup before a chapter's long runs, e.g. that `accelerate launch -m physlm train
+tiny --scale smoke` starts every process, trains and fills the cache. Its rows carry a loss on
+a random number of positions, so the processes of a launch hold different numbers of loss
+tokens, the case where a per-process mean would give another update than one process does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from physlm.model import ModelConfig
+from physlm.runs import Run, get_or_train
+from physlm.train import TrainConfig
+
+CHAPTER = "tiny"
+SCALES = ("smoke",)
+
+
+class CountingRows:
+    """Rows count up mod `vocab_size` from a random start; row r's loss covers its first L_r
+    targets, L_r uniform in [1, seq_len]. A pure function of (seed, step), as a source must be."""
+
+    def __init__(self, vocab_size: int = 16, batch_size: int = 8, seq_len: int = 16, seed: int = 0):
+        if batch_size < 1 or seq_len < 1:
+            raise ValueError(
+                f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}"
+            )
+        self.vocab_size, self.batch_size, self.seq_len, self.seed = (
+            vocab_size,
+            batch_size,
+            seq_len,
+            seed,
+        )
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        start = torch.randint(0, self.vocab_size, (self.batch_size, 1), generator=g)
+        seq = (start + torch.arange(self.seq_len + 1)) % self.vocab_size
+        lengths = torch.randint(1, self.seq_len + 1, (self.batch_size, 1), generator=g)
+        mask = torch.arange(self.seq_len) < lengths
+        return {"x": seq[:, :-1], "y": seq[:, 1:], "mask": mask}
+
+    def spec(self) -> dict:
+        return {
+            "kind": "counting-rows",
+            "vocab_size": self.vocab_size,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+        }
+
+
+def setting(seed: int = 0) -> tuple[ModelConfig, TrainConfig, CountingRows]:
+    """The run's model, schedule and data: big enough to learn, small enough for seconds."""
+    model = ModelConfig(vocab_size=16, n_layer=2, n_head=2, n_embd=32, block_size=16)
+    train = TrainConfig(
+        steps=240, lr=3e-3, warmup_steps=10, log_every=10, checkpoint_every=30, seed=seed
+    )
+    return model, train, CountingRows(seed=seed)
+
+
+def tiny_run(seed: int = 0, progress: bool = False) -> Run:
+    model_cfg, train_cfg, data = setting(seed)
+    return get_or_train(model_cfg, train_cfg, data, progress=progress)
+
+
+def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
+    """Train the one run (the `physlm train` entry point); `workers` does not apply."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES} for the tiny run, got {scale!r}")
+    tiny_run(seed)
+    return 1
