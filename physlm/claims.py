@@ -67,6 +67,26 @@ def coarse(value: Any, digits: int = 2) -> str:
     return text
 
 
+def percent(x: float) -> str:
+    """A share as the papers print it: whole percent, one decimal near 0% and 100% so that 99.6%
+    does not read as a perfect score."""
+    if not math.isfinite(x):
+        return str(x)
+    v = 100 * x
+    if v in (0.0, 100.0) or 1 <= v <= 99:
+        return f"{v:.0f}%"
+    if v < 0.05:
+        return "<0.1%"
+    if v >= 99.95:
+        return ">99.9%"
+    return f"{v:.1f}%"
+
+
+def points(x: float) -> str:
+    """A difference of two shares, in percentage points."""
+    return f"{coarse(100 * x)} points"
+
+
 # -- measurements ------------------------------------------------------------------------------
 
 
@@ -116,8 +136,9 @@ class Acc:
         return wilson(self.k, self.n)
 
     def text(self) -> str:
+        """In percent, the papers' unit: ``66% [56%, 75%], n=100``."""
         lo, hi = self.interval
-        return f"{self.value:.2f} [{lo:.2f}, {hi:.2f}], n={self.n}"
+        return f"{percent(self.value)} [{percent(lo)}, {percent(hi)}], n={self.n}"
 
     def with_value(self, value: float) -> Acc:
         return Acc.of(min(1.0, max(0.0, value)), self.n)
@@ -256,8 +277,14 @@ class Requires:
 # -- rules -------------------------------------------------------------------------------------
 
 
-def _f(x: float) -> str:
-    return coarse(x)
+def _f(x: float, pct: bool = False) -> str:
+    """A threshold as printed in a rule: a share in percent where the rule judges accuracies."""
+    return percent(x) if pct else coarse(x)
+
+
+def _gap(x: float, pct: bool = False) -> str:
+    """A margin or a minimum effect: percentage points where the rule judges accuracies."""
+    return points(x) if pct else coarse(x)
 
 
 @dataclass(frozen=True)
@@ -274,7 +301,8 @@ class Rule:
     def judge(self, m: Mapping[str, Measure]) -> str:
         raise NotImplementedError
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
+        """The rule in words; ``percent`` prints thresholds in the accuracies' unit (%)."""
         raise NotImplementedError
 
     def probes(self) -> list[float]:
@@ -311,8 +339,8 @@ class AtLeast(Rule):
             return NOT_HERE
         return "reproduced" if x >= self.target else "partly" if x >= self.partly else NOT_HERE
 
-    def text(self) -> str:
-        return f">= {_f(self.target)} reproduced, >= {_f(self.partly)} partly"
+    def text(self, percent: bool = False) -> str:
+        return f">= {_f(self.target, percent)} reproduced, >= {_f(self.partly, percent)} partly"
 
     def probes(self) -> list[float]:
         return [self.target, self.partly, self.partly - 1e-3 * max(1, abs(self.partly))]
@@ -343,10 +371,10 @@ class AtMost(Rule):
             return "reproduced"
         return "partly" if x <= self.partly else "contradicted"
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
         return (
-            f"upper 95% bound <= {_f(self.target)} reproduced, "
-            f"<= {_f(self.partly)} partly, above contradicted"
+            f"upper 95% bound <= {_f(self.target, percent)} reproduced, "
+            f"<= {_f(self.partly, percent)} partly, above contradicted"
         )
 
     def probes(self) -> list[float]:
@@ -379,7 +407,7 @@ class WithinFactor(Rule):
             return NOT_HERE
         return "reproduced" if self.lo <= r.value <= self.hi else "partly"
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
         return (
             f"ratio in [{_f(self.lo)}, {_f(self.hi)}] reproduced, > 1 partly, "
             "< 1 contradicted, 1 inside its interval: no effect"
@@ -418,7 +446,7 @@ class Ordering(Rule):
         in_order = all(m[b].value > m[a].value for a, b in self._pairs())
         return "partly" if any(s > 0 for s in signs) and in_order else NOT_HERE
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
         tiers = " < ".join(
             ", ".join(t) if len(t) == 1 else "{" + ", ".join(t) + "}" for t in self.chain
         )
@@ -455,9 +483,10 @@ class NoBetterThan(Rule):
             return "reproduced"
         return "contradicted" if lo > bound else NOT_HERE
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
         return (
-            f"upper 95% bound <= {_f(self.chance)} + {_f(self.margin)} reproduced, "
+            f"upper 95% bound <= {_f(self.chance, percent)} + {_gap(self.margin, percent)} "
+            "reproduced, "
             "lower bound above it contradicted"
         )
 
@@ -499,9 +528,10 @@ class EffectOverControl(Rule):
         verdicts = [self._one(m[a], m[b]) for a, b in self.pairs]
         return max(verdicts, key=VERDICTS.index)
 
-    def text(self) -> str:
+    def text(self, percent: bool = False) -> str:
         return (
-            f"gain over control >= {_f(self.min_effect)} and beyond the noise reproduced, "
+            f"gain over control >= {_gap(self.min_effect, percent)} and beyond the noise "
+            "reproduced, "
             "smaller partly, inside the noise not at this scale, below contradicted"
         )
 
@@ -646,7 +676,9 @@ class Claim:
 
     @property
     def rule_text(self) -> str:
-        text = self.rule.text()
+        """The rule in the unit of what it judges (percent when every measure is an accuracy)."""
+        judged = [self.measures[n] for n in self.rule.names() if n in self.measures]
+        text = self.rule.text(percent=bool(judged) and all(isinstance(m, Acc) for m in judged))
         for r in self.requires:
             text += f"; needs {r.text} ({'held' if r.holds else 'failed'})"
         return text

@@ -28,6 +28,8 @@ from physlm.claims import (
     compare,
     difference,
     evaluate,
+    percent,
+    points,
     ratio,
     reachable,
     rule_from_dict,
@@ -66,7 +68,7 @@ def test_wilson_matches_the_closed_form_and_brute_force_coverage():
 
 def test_acc_validation_and_text():
     assert Acc.of(0.66, 100) == Acc(66, 100)
-    assert Acc(66, 100).text() == "0.66 [0.56, 0.75], n=100"
+    assert Acc(66, 100).text() == "66% [56%, 75%], n=100"
     for bad in [(5, 0), (-1, 10), (11, 10), (1.5, 10)]:
         with pytest.raises(ValueError, match="k|n"):
             Acc(*bad)  # type: ignore[arg-type]
@@ -219,6 +221,25 @@ def test_rule_texts_state_the_tolerance():
     assert ">= 0.1" in EffectOverControl(0.1).text()
 
 
+def test_percent_keeps_near_perfect_scores_apart_from_perfect():
+    assert [percent(x) for x in (0.0, 1.0, 0.5, 0.994, 0.9999, 0.003, 0.0001)] == [
+        "0%", "100%", "50%", "99.4%", ">99.9%", "0.3%", "<0.1%"
+    ]
+    assert Acc(1199, 1200).text().startswith("99.9% [99.5%, >99.9%]")
+    assert points(0.05) == "5 points"
+
+
+def test_rules_on_accuracies_print_percent_and_points():
+    assert AtLeast(0.9, 0.6).text(percent=True) == ">= 90% reproduced, >= 60% partly"
+    assert "52% + 10 points" in NoBetterThan(0.52, 0.1).text(percent=True)
+    assert ">= 5 points" in EffectOverControl(0.05).text(percent=True)
+    # The claim picks the unit from what the rule judges: accuracies in percent, numbers as is.
+    acc = Claim("c", "90%", "Result 1", AtLeast(0.9, 0.6), {"ours": Acc(95, 100)})
+    assert acc.rule_text.startswith(">= 90% reproduced") and acc.our_value.startswith("95%")
+    num = Claim("c", "2", "Result 1", AtLeast(1.8, 1.0), {"ours": Num(1.9)})
+    assert num.rule_text.startswith(">= 1.8 reproduced") and num.our_value == "1.9"
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -303,13 +324,13 @@ def test_tables_show_rule_interval_and_demos_apart():
     led = _ledger()
     md = led.to_markdown()
     assert "| Rule |" in md.splitlines()[0]
-    assert "0.66 [0.56, 0.75], n=100" in md
-    assert ">= 0.9 reproduced, >= 0.6 partly" in md
+    assert "66% [56%, 75%], n=100" in md
+    assert ">= 90% reproduced, >= 60% partly" in md
     assert "2 bits/param \\| at 1000 exposures" in md
     head, demos = md.split("Our demonstrations")
     assert "index remedy" in demos and "index remedy" not in head
     text = led.to_text()
-    assert "rule: >= 0.9 reproduced" in text and "Our demonstrations" in text
+    assert "rule: >= 90% reproduced" in text and "Our demonstrations" in text
     html = led.to_html()
     assert html.count("<table") == 2 and "physlm-badge" in html
 
