@@ -80,14 +80,22 @@ class DependencyGraph:
 
     def preds(self, p: Param) -> tuple[Param, ...]:
         """The parameters p is computed from (the random constant left out)."""
-        if p.kind == 0:
-            return self.formulas[p].operands
-        out: list[Param] = []
-        for a, b in self.structure.abstract_terms(p):
-            out.append(a)
-            if b is not None:
-                out.append(b)
-        return tuple(out)
+        return self._preds[p]
+
+    @cached_property
+    def _preds(self) -> dict[Param, tuple[Param, ...]]:
+        out: dict[Param, tuple[Param, ...]] = {}
+        for p in self.structure.all_params:
+            if p.kind == 0:
+                out[p] = self.formulas[p].operands
+                continue
+            ps: list[Param] = []
+            for a, b in self.structure.abstract_terms(p):
+                ps.append(a)
+                if b is not None:
+                    ps.append(b)
+            out[p] = tuple(ps)
+        return out
 
     def in_degree(self, p: Param) -> int:
         return self.formulas[p].in_degree if p.kind == 0 else len(self.preds(p))

@@ -13,8 +13,10 @@ only, which hashes into the train bins); the op distribution is then the one con
 the split. Problem sentences are shuffled by
 the official levels: 0-4 a mild shuffle of a random topological order (each sentence moves
 later by up to `level` places), 5 a uniform permutation, 6 the solution's order followed by the
-unnecessary sentences. The *reask* set (Part 2.1 Sec. 4) keeps a problem and asks about another
-parameter, drawn uniformly: a question the generator did not design, whose op is whatever it is.
+unnecessary sentences; ``perm_level=None`` draws the level uniformly per problem (official
+``IdGen_PT`` when no level is given). The *reask* set (Part 2.1 Sec. 4) keeps a problem and
+asks about another parameter, drawn uniformly: a question the generator did not design, whose
+op is whatever it is.
 """
 
 from __future__ import annotations

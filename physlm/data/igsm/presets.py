@@ -7,7 +7,8 @@ Part 2.1 (Sec. 2.2 and App. A; official iGSM README) trains on two difficulty le
 
 with the training op drawn as op = min(t0, t1), t0 and t1 uniform in 1..max_op (the official
 ``gen_sol_op('light')``, skewed toward short solutions). Test sets fix op, in distribution
-(op <= max_op) or out of it (med: op 20-23, hard: op 28-32), at the same max_edge.
+(op <= max_op) or out of it (med: op 20-23, hard: op 28-32), here at the same max_edge (our
+reading: the sources consulted do not say whether the official test sets raise it).
 
 `cpu` and `smoke` are small worlds for the book's own scales: fewer and shorter nouns, shallow
 and narrow structure graphs, few operations. They are starting points for a chapter's

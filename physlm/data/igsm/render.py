@@ -5,7 +5,9 @@ The wording follows the paper's format (official ``Problem.parse`` / ``to_sol``,
 the sum of each C's D and each E's F."; the question "How many B does A have?"; a solution
 sentence "Define A's B as a; c = d + e = 3 + 4 = 7; so a = 5 + c = 5 + 7 = 12." Parameters carry
 "each" in the problem and not in the solution, as in the paper. Sentences end with ". ", the
-question with "?". Only our nouns (`physlm.data.igsm.names`) differ from the paper's.
+question with "?". Only our nouns (`physlm.data.igsm.names`) differ from the paper's. The
+official generator can also write terser solutions (its detail levels 1-11: no names, no
+substituted values); only level 0 is implemented.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ the width range [w0, w1] are drawn by a softmax around the relative difficulty
 (op - 1) / (max_edge - 1); the edge count is the smaller of two uniform draws from
 [(d - 1) w0, max_edge]; every lower item has at least one parent; layers grow from w0 toward w1
 until the edges fit. Departure: an abstract parameter (A, C) exists only if some C-item is
-reachable from A (an empty sum is never asked for); the official lists all (A, C) pairs.
+reachable from A (an empty sum is never asked for); the official lists all (A, C) pairs. The
+official vocabulary also marks some items as unique (a sentence "A has B" then fixes the count to
+1); our nouns are all countable, so every instance parameter has a formula.
 """
 
 from __future__ import annotations
@@ -96,18 +98,25 @@ class Structure:
     def all_params(self) -> tuple[Param, ...]:
         return self.instance_params + self.abstract_params
 
-    def abstract_terms(self, p: Param) -> list[tuple[Param, Param | None]]:
+    def abstract_terms(self, p: Param) -> tuple[tuple[Param, Param | None], ...]:
         """The summands of abstract parameter p: (A's X, X's C) per child X that reaches C,
         with None for the second factor when X is itself a C-item (Part 2.1 Sec. 2.1)."""
         if p.kind != 1:
             raise ValueError(f"abstract_terms needs an abstract parameter, got {p}")
-        terms: list[tuple[Param, Param | None]] = []
-        for x in self.children[p.i][p.j]:
-            if p.k == p.i + 1:
-                terms.append((Param(0, p.i, p.j, x), None))
-            elif p.k in self.reach[(p.i + 1, x)]:
-                terms.append((Param(0, p.i, p.j, x), Param(1, p.i + 1, x, p.k)))
-        return terms
+        return self._terms[p]
+
+    @cached_property
+    def _terms(self) -> dict[Param, tuple[tuple[Param, Param | None], ...]]:
+        out = {}
+        for p in self.abstract_params:
+            terms: list[tuple[Param, Param | None]] = []
+            for x in self.children[p.i][p.j]:
+                if p.k == p.i + 1:
+                    terms.append((Param(0, p.i, p.j, x), None))
+                elif p.k in self.reach[(p.i + 1, x)]:
+                    terms.append((Param(0, p.i, p.j, x), Param(1, p.i + 1, x, p.k)))
+            out[p] = tuple(terms)
+        return out
 
     def names(self, p: Param) -> tuple[str, str]:
         """(owner, owned) nouns of p: item A and item B (instance) or category C (abstract)."""
