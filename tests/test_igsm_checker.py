@@ -189,6 +189,26 @@ def test_unknown_parameter_duplicate_and_bad_letters():
     assert r.first_error.kind in ("bad_letter", "not_computable") and r.first_error.sentence == 1
 
 
+def test_numbers_must_be_residues_and_letters_letters():
+    for p in MULTI:
+        sents = list(p.solution.sentences)
+        s, sent = next(((t, x) for t, x in enumerate(sents) if len(x.equations) == 1
+                        and x.equations[0].sign is None and x.equations[0].operands[0].const),
+                       (None, None))
+        if sent is None:
+            continue
+        eq = sent.equations[0]
+        sents[s] = replace(sent, equations=(eq._replace(result=eq.result + 23),))
+        r = run(p, sents)
+        assert r.first_error.kind == "wrong_value" and r.first_error.sentence == s
+        text = p.solution_text.replace(f"so {sent.letter} =", "so 7 =", 1)
+        r = check(p.text, text.replace(f"as {sent.letter};", "as 7;", 1), WORLD, p.answer)
+        assert not r.valid
+        break
+    else:
+        pytest.fail("no sentence with a bare constant")
+
+
 def test_unreadable_solutions_are_reported_not_raised():
     p = PROBLEMS[0]
     for junk in ["", "Define", "Define x as", "hello world", "Define A's B as a; so a = = 3."]:

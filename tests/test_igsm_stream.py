@@ -14,12 +14,14 @@ from physlm.data import BatchSource
 from physlm.data.igsm import (
     IGSMStream,
     check,
+    define_points,
     generate,
     igsm_preset,
     name_world,
     parse_problem,
     probe_labels,
     probe_positions,
+    with_retries,
 )
 
 CPU = igsm_preset("cpu")
@@ -186,3 +188,16 @@ def test_probe_positions():
     ids, _ = s.sample(p)
     pos = probe_positions(ids, s.vocab.sol_id, s.vocab.id("."))
     assert len(pos) == len(p.solution.sentences) + 1 and ids[pos[0]] == s.vocab.sol_id
+
+
+def test_define_points_name_each_sentence_and_each_retry():
+    s = IGSMStream(igsm=igsm_preset("med"), batch_size=1, seq_len=1024, retry_rate=0.5)
+    p = generate(igsm_preset("med"), 6)
+    ids, _ = s.sample(p, seed=6)
+    points = define_points(ids, s.vocab)
+    wrong = [w for ws in with_retries(p, 0.5, 6).wrong for w in ws]
+    assert len(points) == len(p.solution.sentences) + len(wrong) > len(p.solution.sentences)
+    for pos, name in points:
+        assert s.vocab.itos[ids[pos]] == "as" and name is not None
+    named = [n for pos, n in points if s.vocab.itos[ids[pos + 1]] != "[BACK]"]
+    assert named == [p.structure.names(x) for x in p.solution.params]

@@ -349,7 +349,7 @@ def _check_equation(
 ) -> tuple[str | None, str, int, frozenset[Name]]:
     """(error kind or None, detail, result, referenced params) of one equation."""
     if len(segs) == 1 and len(segs[0]) == 1 and segs[0][0].isdigit():  # x = 5
-        return None, "", int(segs[0][0]) % mod, frozenset()
+        return None, "", int(segs[0][0]), frozenset()
     if len(segs) == 2 and len(segs[0]) == 1 and len(segs[1]) == 1:  # x = y = 7
         (y,), (v,) = segs
         if y not in walk.letter_value:
@@ -358,7 +358,7 @@ def _check_equation(
             raise ParseError(f"expected a number after {y!r}, got {v!r}")
         if int(v) != walk.letter_value[y]:
             return "wrong_arithmetic", f"{y} = {walk.letter_value[y]}, not {v}", int(v), frozenset()
-        return None, "", int(v) % mod, walk.refs(y)
+        return None, "", int(v), walk.refs(y)
     if len(segs) == 3 and len(segs[0]) == 3 and len(segs[1]) == 3 and len(segs[2]) == 1:
         (a, sign, b), (va, sign2, vb), (r,) = segs
         numbers = va.isdigit() and vb.isdigit() and r.isdigit()
@@ -489,6 +489,8 @@ def _check_sentence(walk: _Walk, p: Name, letter: str, equations, error, mod: in
     for final, lhs, segs in equations:
         if kind is None and final and lhs != letter:
             kind, detail = "bad_letter", f"'so {lhs}' does not close the sentence of {letter!r}"
+        if kind is None and lhs not in _LETTER_OK:
+            kind, detail = "bad_letter", f"{lhs!r} is not a letter"
         if kind is None and not final and (lhs in walk.letter_value or lhs == letter):
             kind, detail = "bad_letter", f"intermediate letter {lhs!r} is already in use"
         bad, why, result, refs = _check_equation(walk, lhs, segs, mod)

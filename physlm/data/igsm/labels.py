@@ -65,3 +65,21 @@ def probe_positions(ids: list[int], sol_id: int, period_id: int) -> list[int]:
     ids = [int(i) for i in ids]
     start = ids.index(sol_id)
     return [start] + [t for t in range(start + 1, len(ids)) if ids[t] == period_id]
+
+
+def define_points(ids: list[int], vocab) -> list[tuple[int, tuple[str, str] | None]]:
+    """Part 2.2's probe points: the position of every "as" that ends a "Define A as" in the
+    solution (where the can_next(A) probe reads the model), with A as (owner, owned), or None
+    when the words between "Define" and "as" are not "X 's Y"."""
+    words = [vocab.itos[int(i)] for i in ids]
+    start = words.index("<sol>") if "<sol>" in words else 0
+    out: list[tuple[int, tuple[str, str] | None]] = []
+    t = start + 1
+    while t < len(words):
+        if words[t] == "Define" and "as" in words[t + 1 :]:
+            end = words.index("as", t + 1)
+            name = words[t + 1 : end]
+            out.append((end, (name[0], name[2]) if len(name) == 3 and name[1] == "'s" else None))
+            t = end
+        t += 1
+    return out
