@@ -7,10 +7,14 @@ heads, width 64h, no dropout). LLaMA/Mistral differ by the gated (SwiGLU) MLP an
 Part 1 (arXiv 2305.13673, position-embedding comparison) compares GPT (learned absolute
 positions, `pos="learned"`), GPT_rel (`"relative"`), GPT_rot (`"rope"`), GPT_pos
 (`"position_only"`) and GPT_uni (`"uniform"`); see `Attention` for the three new ones.
+
+Part 4.1 (arXiv 2512.17351, Sec. 4) adds Canon layers at up to four places in a block
+(`canon="ABCD"`, see `Canon`); `llama_canon` is the paper's LlamaCanon recipe.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -21,6 +25,8 @@ from torch import Tensor, nn
 POSITIONS = ("learned", "rope", "none", "relative", "position_only", "uniform")
 MLPS = ("gelu", "gated", "none")
 NORMS = ("layer", "rms")
+CANON_PLACES = "ABCD"  # Part 4.1: A pre-attention, B on q|k|v, C pre-MLP, D on the MLP's up
+CANON_KERNEL = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class ModelConfig:
     init_std: float = 0.02
     rel_max_distance: int | None = None  # "relative"/"position_only": None = block_size - 1
     split_qkv: bool = False  # q, k, v as three maps, so LoRA can adapt q and v alone
+    canon: str = ""  # Part 4.1 Canon layers: placements from "ABCD" in order, e.g. "AC"
+    canon_residual: bool = True  # h + conv(h) (the paper's default) or conv(h) alone
+    canon_frozen: bool = False  # keep Canon weights at their random init (an ablation)
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size")
@@ -78,6 +87,31 @@ class ModelConfig:
                 f"ModelConfig.split_qkv=True needs pos in {POSITIONS[:3]}, got pos={self.pos!r}"
             )
         self._check_part1_positions()
+        self._check_canon()
+
+    def _check_canon(self) -> None:
+        """Canon placements: letters of "ABCD", each once, in order; each needs its site."""
+        c = self.canon
+        if not isinstance(c, str) or any(ch not in CANON_PLACES for ch in c) or (
+            "".join(sorted(set(c))) != c
+        ):
+            raise ValueError(
+                "ModelConfig.canon must be '' or distinct letters of 'ABCD' in that order "
+                f"(e.g. 'ABCD', 'AC'), got {c!r}"
+            )
+        for name in ("canon_residual", "canon_frozen"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if "B" in c and self.pos not in POSITIONS[:3]:
+            raise ValueError(
+                f"ModelConfig.canon 'B' acts on q|k|v, which needs pos in {POSITIONS[:3]}, "
+                f"got pos={self.pos!r}"
+            )
+        if ("C" in c or "D" in c) and self.mlp == "none":
+            raise ValueError(
+                f"ModelConfig.canon {c!r}: 'C' and 'D' sit in the MLP sublayer, which "
+                "mlp='none' removes"
+            )
 
     def _check_part1_positions(self) -> None:
         """Validate the fields only Part 1's attention variants read."""
@@ -142,6 +176,16 @@ class ModelConfig:
         return replace(self, **changes)
 
 
+def llama_canon(vocab_size: int, **changes) -> ModelConfig:
+    """Part 4.1's LlamaCanon recipe: Llama (gated MLP, RMSNorm) with QK-norm, RoPE on a
+    quarter of each head and Canon-ABCD (arXiv 2512.17351 Sec. 4-5; the released
+    LlamaCanon configs use rope_dim = head_dim / 4). `changes` override any field."""
+    recipe = dict(
+        mlp="gated", norm="rms", qk_norm=True, pos="rope", rope_fraction=0.25, canon="ABCD"
+    )
+    return ModelConfig(vocab_size=vocab_size, **{**recipe, **changes})
+
+
 def gpt2_shape(layers: int, heads: int, **kw) -> ModelConfig:
     """The papers' GPT2-l-h shape: l layers, h heads, width 64h (Part 3.3 Sec. 4, Part 4.1)."""
     if heads <= 0 or layers <= 0:
@@ -157,6 +201,105 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def _taps(weight: Tensor, dtype: torch.dtype, residual: bool) -> Tensor:
+    """(m, k) taps in `dtype`; with `residual` the identity folds into the current-token tap."""
+    k = weight.shape[-1]
+    w = weight.reshape(weight.shape[0], k).to(dtype)
+    return torch.cat((w[:, :-1], w[:, -1:] + 1), dim=1) if residual else w
+
+
+class _ShiftedSum(torch.autograd.Function):
+    """Forward and backward of `canon_shifted_sum` as in-place multiply-adds on shifted slices:
+    about 2x faster on a CPU than autograd over padded copies (or than `nn.Conv1d`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, residual: bool) -> Tensor:
+        k, T = weight.shape[-1], x.shape[-2]
+        w = _taps(weight, x.dtype, residual)
+        y = x * w[:, k - 1]
+        for s in range(1, min(k, T)):  # tap k-1-s reads the token s steps back
+            y[..., s:, :].addcmul_(x[..., : T - s, :], w[:, k - 1 - s])
+        ctx.save_for_backward(x, weight)
+        ctx.residual = residual
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, weight = ctx.saved_tensors
+        k, T = weight.shape[-1], x.shape[-2]
+        w = _taps(weight, x.dtype, ctx.residual)
+        lead = tuple(range(x.dim() - 1))
+        want_x, want_w = ctx.needs_input_grad[:2]  # frozen Canon weights need no grad_w
+        grad_x = grad * w[:, k - 1] if want_x else None
+        acc = torch.promote_types(x.dtype, torch.float32)  # bf16 sums accumulate in fp32
+        grad_w = torch.zeros(weight.shape[0], k, dtype=acc, device=x.device)
+        if want_w:
+            grad_w[:, k - 1] = (grad * x).sum(lead, dtype=acc)
+        for s in range(1, min(k, T)):
+            later, earlier = grad[..., s:, :], x[..., : T - s, :]
+            if want_x:
+                grad_x[..., : T - s, :].addcmul_(later, w[:, k - 1 - s])
+            if want_w:
+                grad_w[:, k - 1 - s] = (later * earlier).sum(lead, dtype=acc)
+        grad_w = grad_w.view_as(weight).to(weight.dtype) if want_w else None
+        return grad_x, grad_w, None
+
+
+def canon_shifted_sum(x: Tensor, weight: Tensor, residual: bool = True) -> Tensor:
+    """Causal depthwise conv of `x` (..., T, m) with `weight` (m, 1, k), plus x if `residual`.
+
+    The same function as `nn.Conv1d(m, m, k, groups=m, padding=k - 1)` cut to the first T
+    outputs, written as k shifted, per-channel-scaled copies of x: without the transposes to
+    and from (B, m, T) it is faster on a CPU at the book's sizes (`physlm bench canon`).
+    Output t is sum_j weight[:, 0, j] * x[t - (k - 1) + j], positions before 0 being zero.
+    """
+    return _ShiftedSum.apply(x, weight, residual)
+
+
+@functools.cache
+def _fused_canon():
+    """The Triton kernel (`physlm.kernels.canon`) for CUDA tensors, or None without Triton."""
+    try:
+        from physlm.kernels.canon import canon_fused
+    except ImportError:
+        return None
+    return canon_fused
+
+
+class Canon(nn.Module):
+    """Part 4.1's Canon layer (arXiv 2512.17351 Sec. 4): h + causal depthwise conv(h).
+
+    Kernel 4, no bias, no activation. `weight` keeps `nn.Conv1d`'s layout (m, 1, 4) and
+    its default init, U(-1/2, 1/2) for fan-in 4: the paper warns against re-initialising it
+    to std 0.02, so `GPT.reset_parameters` leaves it to `reset_parameters` here. On CUDA the
+    fused Triton kernel runs it; elsewhere `canon_shifted_sum`.
+    """
+
+    def __init__(self, channels: int, residual: bool = True, frozen: bool = False) -> None:
+        super().__init__()
+        self.residual = residual
+        self.weight = nn.Parameter(torch.empty(channels, 1, CANON_KERNEL))
+        self.weight.requires_grad_(not frozen)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """`nn.Conv1d`'s default: kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(k), 1/sqrt(k))."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        fused = _fused_canon() if x.is_cuda else None
+        if fused is not None:
+            return fused(x, self.weight, self.residual)
+        return canon_shifted_sum(x, self.weight, self.residual)
+
+
+def make_canon(cfg: ModelConfig, place: str, channels: int) -> Canon | None:
+    """The Canon layer at `place` if `cfg.canon` asks for one there."""
+    if place not in cfg.canon:
+        return None
+    return Canon(channels, residual=cfg.canon_residual, frozen=cfg.canon_frozen)
 
 
 def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:
@@ -264,6 +407,7 @@ class Attention(nn.Module):
             self.rel_k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         if cfg.pos == "position_only":
             self.pos_logits = nn.Parameter(torch.zeros(cfg.n_head, cfg.rel_distances))
+        self.canon_b = make_canon(cfg, "B", 3 * cfg.n_embd)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, ...] | None) -> Tensor:
         """`rope` is `rotary_operands(...)` cut to this length, or None.
@@ -274,20 +418,41 @@ class Attention(nn.Module):
             return self._part1_forward(x, rope)
         B, T, C = x.shape
         H = self.cfg.n_head
-        if self.cfg.split_qkv:
+        if self.canon_b is not None:
+            qk, v = self._canon_qkv(x)
+        elif self.cfg.split_qkv:
             qkv = torch.stack((self.q(x), self.k(x), self.v(x))).view(3, B, T, H, C // H)
             qkv = qkv.transpose(2, 3)
         else:
             qkv = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
-        qk, v = qkv[:2], qkv[2]
-        if self.cfg.qk_norm:
-            qk = torch.stack((self.q_norm(qk[0]), self.k_norm(qk[1])))
+        if self.canon_b is None:
+            qk, v = qkv[:2], qkv[2]
+            if self.cfg.qk_norm:
+                qk = torch.stack((self.q_norm(qk[0]), self.k_norm(qk[1])))
         if rope is not None:
             c, s, r = (t.to(qk.dtype) for t in rope)  # under autocast qk is already bf16
             qk = torch.addcmul(qk * c, qk @ r, s)  # q and k rotated in one pass
         q, k = qk
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+    def _canon_qkv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(qk, v) with Canon-B on q|k|v after QK-norm and before RoPE (Part 4.1 Sec. 4).
+
+        qk: (2, B, H, T, d_head), v: (B, H, T, d_head), as the plain path returns them.
+        """
+        B, T, C = x.shape
+        H, hd = self.cfg.n_head, C // self.cfg.n_head
+        if self.cfg.split_qkv:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        else:
+            q, k, v = self.qkv(x).split(C, dim=-1)
+        if self.cfg.qk_norm:
+            q = self.q_norm(q.view(B, T, H, hd)).view(B, T, C)
+            k = self.k_norm(k.view(B, T, H, hd)).view(B, T, C)
+        qkv = self.canon_b(torch.cat((q, k, v), dim=-1))
+        qkv = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+        return qkv[:2], qkv[2]
 
     def _heads(self, t: Tensor) -> Tensor:
         """(B, T, C) -> (B, H, T, d_head)."""
@@ -353,10 +518,13 @@ class MLP(nn.Module):
         self.gated = cfg.mlp == "gated"
         width = 2 * cfg.hidden if self.gated else cfg.hidden
         self.up = nn.Linear(cfg.n_embd, width, bias=cfg.bias)
+        self.canon_d = make_canon(cfg, "D", width)  # on gate|up together, pre-activation
         self.down = nn.Linear(cfg.hidden, cfg.n_embd, bias=cfg.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.up(x)
+        if self.canon_d is not None:
+            h = self.canon_d(h)
         if self.gated:
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
@@ -369,16 +537,24 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.ln1 = make_norm(cfg)
+        self.canon_a = make_canon(cfg, "A", cfg.n_embd)  # after the pre-attention norm
         self.attn = Attention(cfg)
         self.has_mlp = cfg.mlp != "none"
         if self.has_mlp:
             self.ln2 = make_norm(cfg)
+            self.canon_c = make_canon(cfg, "C", cfg.n_embd)  # after the pre-MLP norm
             self.mlp = MLP(cfg)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
-        x = x + self.attn(self.ln1(x), rope)
+        h = self.ln1(x)
+        if self.canon_a is not None:
+            h = self.canon_a(h)
+        x = x + self.attn(h, rope)
         if self.has_mlp:
-            x = x + self.mlp(self.ln2(x))
+            h = self.ln2(x)
+            if self.canon_c is not None:
+                h = self.canon_c(h)
+            x = x + self.mlp(h)
         return x
 
 
@@ -409,10 +585,16 @@ class GPT(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """GPT-2 init: N(0, 0.02), residual projections scaled by 1/sqrt(2L)."""
+        """GPT-2 init: N(0, 0.02), residual projections scaled by 1/sqrt(2L).
+
+        Canon weights get their own (Conv1d) init instead, in their place in this order.
+        """
         std = self.cfg.init_std
+        canon = {id(m.weight): m for m in self.modules() if isinstance(m, Canon)}
         for name, p in self.named_parameters():
-            if p.dim() < 2:
+            if id(p) in canon:
+                canon[id(p)].reset_parameters()
+            elif p.dim() < 2:
                 nn.init.zeros_(p) if name.endswith("bias") else nn.init.ones_(p)
             elif name.endswith(("proj.weight", "down.weight")):
                 nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.cfg.n_layer))
