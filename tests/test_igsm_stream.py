@@ -19,6 +19,7 @@ from physlm.data.igsm import (
     igsm_preset,
     name_world,
     parse_problem,
+    probe_input,
     probe_labels,
     probe_positions,
     with_retries,
@@ -179,6 +180,8 @@ def test_probe_labels_match_the_checkers_reading():
                 assert lab.known[t, a] == (show in known)
                 ready = all(f"{x[0]}'s {x[1]}" in known for x in parsed.deps(na))
                 assert lab.can_next[t, a] == (show not in known and ready)
+                known_names = {x for x in names if f"{x[0]}'s {x[1]}" in known}
+                assert parsed.can_next(na, known_names) == lab.can_next[t, a]
                 assert lab.value[t, a] == (parsed.value(na) if show in known else med.mod)
 
 
@@ -201,3 +204,21 @@ def test_define_points_name_each_sentence_and_each_retry():
         assert s.vocab.itos[ids[pos]] == "as" and name is not None
     named = [n for pos, n in points if s.vocab.itos[ids[pos + 1]] != "[BACK]"]
     assert named == [p.structure.names(x) for x in p.solution.params]
+
+
+def test_probe_input_wraps_the_parameters_in_markers():
+    s = stream()
+    v = s.vocab
+    p = generate(CPU, 2)
+    prefix = s.prompt_ids(p)
+    a = p.structure.names(p.question)
+    one = probe_input(prefix, v, a)
+    assert one[: len(prefix)] == prefix and one[-1] == v.end_id
+    assert v.decode_text(one[len(prefix) :]) == f"[START] {a[0]}'s {a[1]} [END]"
+    b = p.structure.names(p.structure.all_params[0])
+    pair = probe_input(prefix, v, a, b)
+    want = f"[START] {a[0]}'s {a[1]} [MID] {b[0]}'s {b[1]} [END]"
+    assert v.decode_text(pair[len(prefix) :]) == want
+    # the markers never occur in training data
+    tokens, _, _ = s.rows(0)
+    assert not {v.start_id, v.mid_id, v.end_id} & set(tokens.ravel().tolist())

@@ -12,7 +12,13 @@ and [BACK] for Part 2.2 (`retry`), labelled for V-probing (`labels`) and served 
 
 from physlm.data.igsm.checker import CheckReport, ParseError, check, parse_problem
 from physlm.data.igsm.generator import Problem, generate, problems, reask, sample_op
-from physlm.data.igsm.labels import ProbeLabels, define_points, probe_labels, probe_positions
+from physlm.data.igsm.labels import (
+    ProbeLabels,
+    define_points,
+    probe_input,
+    probe_labels,
+    probe_positions,
+)
 from physlm.data.igsm.names import NameWorld, WorldConfig
 from physlm.data.igsm.presets import OOD_OPS, PRESETS, IGSMConfig, igsm_preset
 from physlm.data.igsm.retry import RetrySolution, with_retries
@@ -41,6 +47,7 @@ __all__ = [
     "igsm_vocab",
     "name_world",
     "parse_problem",
+    "probe_input",
     "probe_labels",
     "probe_positions",
     "problems",

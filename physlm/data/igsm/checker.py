@@ -220,6 +220,13 @@ class ParsedProblem:
         self._values[p] = v % m
         return v % m
 
+    def can_next(self, p: Name, defined: set[Name] | dict[Name, str]) -> bool:
+        """Part 2.1 Sec. 4's can_next(p) after the parameters `defined`: p is a parameter of the
+        problem, not defined yet, and everything it depends on is (Part 2.2's error detector
+        asks this at "Define p as")."""
+        deps = self.deps(p)
+        return deps is not None and p not in defined and all(x in defined for x in deps)
+
     def necessary(self) -> set[Name]:
         seen, stack = {self.question}, [self.question]
         while stack:

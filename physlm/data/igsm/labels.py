@@ -59,6 +59,21 @@ def probe_labels(problem: Problem) -> ProbeLabels:
     return ProbeLabels(params, nece, dep, known, can_next, can_next & nece[None, :], value)
 
 
+def probe_input(
+    prefix: list[int], vocab, a: tuple[str, str], b: tuple[str, str] | None = None
+) -> list[int]:
+    """Part 2.1 Sec. 4's probe input: the text up to the probe point, then ``[START] A [END]``
+    (one parameter: nece, can_next, known, value) or ``[START] A [MID] B [END]`` (a pair: dep);
+    the probe reads the model at the last token, ``[END]``."""
+    def words(p: tuple[str, str]) -> list[int]:
+        return vocab.encode([p[0], "'s", p[1]])
+
+    out = [*prefix, vocab.start_id, *words(a)]
+    if b is not None:
+        out += [vocab.mid_id, *words(b)]
+    return out + [vocab.end_id]
+
+
 def probe_positions(ids: list[int], sol_id: int, period_id: int) -> list[int]:
     """Token positions of the probe points in a sample's ids: the ``<sol>`` token (end of the
     question) and the period closing each solution sentence."""

@@ -4,8 +4,9 @@ The official data uses the GPT-2 tokenizer with three separator ids (222 before 
 223 before the solution, 224 before the answer; iGSM README). Here the vocabulary is closed and
 word level, as in the rest of the package: format words, the 52 letters, the numbers 0..mod-1,
 the world's nouns, "'s" as a token of its own, punctuation, and the specials ``<bos>`` (the
-problem starts), ``<sol>`` (the solution starts), ``<ans>`` (the answer follows), ``<eos>`` and
-Part 2.2's ``[BACK]`` (official ``retry_key_word``).
+problem starts), ``<sol>`` (the solution starts), ``<ans>`` (the answer follows), ``<eos>``,
+Part 2.2's ``[BACK]`` (official ``retry_key_word``) and the V-probing markers ``[START]``,
+``[MID]``, ``[END]`` (never in the data; a probe appends them).
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from physlm.data.igsm.presets import LETTERS
 from physlm.data.vocab import Vocab
 
 SOL, ANS, BACK = "<sol>", "<ans>", "[BACK]"
+# Part 2.1 Sec. 4 (V-probing): the probed parameters are appended between these markers
+START, MID, END = "[START]", "[MID]", "[END]"
 FORMAT_WORDS = (
     "The number of each equals more than times as much the sum and difference How many does "
     "have Define so"
 ).split() + ["'s", ".", ",", ";", "?", "=", "+", "-", "*"]
 
-_TOKEN = re.compile(r"\[BACK\]|<sol>|<ans>|<bos>|<eos>|'s\b|[A-Za-z]+|\d+|[^\sA-Za-z0-9]")
+_TOKEN = re.compile(
+    r"\[(?:BACK|START|MID|END)\]|<sol>|<ans>|<bos>|<eos>|'s\b|[A-Za-z]+|\d+|[^\sA-Za-z0-9]"
+)
 _GLUED = {"'s", ".", ",", ";", "?"}
 
 
@@ -53,8 +58,10 @@ class IGSMVocab(Vocab):
         clash = words & set(world.all_names())
         if clash:
             raise ValueError(f"world nouns clash with format words: {sorted(clash)}")
-        super().__init__(words | set(world.all_names()), extra_specials=(SOL, ANS, BACK))
+        specials = (SOL, ANS, BACK, START, MID, END)
+        super().__init__(words | set(world.all_names()), extra_specials=specials)
         self.sol_id, self.ans_id, self.back_id = self.id(SOL), self.id(ANS), self.id(BACK)
+        self.start_id, self.mid_id, self.end_id = self.id(START), self.id(MID), self.id(END)
 
     @property
     def digest(self) -> str:
