@@ -15,6 +15,7 @@ import pytest
 from physlm.data.igsm import (
     IGSMConfig,
     WorldConfig,
+    describe,
     generate,
     igsm_preset,
     name_world,
@@ -282,3 +283,19 @@ def test_problem_order_formats():
     r = generate(replace(MED, perm_level=6), 2)
     inst = [x for x in r.solution.params if x.kind == 0]
     assert list(r.order[: len(inst)]) == inst
+
+
+def test_describe_counts_from_the_text():
+    d = describe(SMALL_CPU)
+    assert d["n"] == len(SMALL_CPU) and sum(d["op"].values()) == len(SMALL_CPU)
+    assert d["op"] == dict(sorted(Counter(p.solution_text.count(";") for p in SMALL_CPU).items()))
+    world = name_world(CPU.world)
+    unneeded = []
+    for p in SMALL_CPU:
+        parsed = parse_problem(p.text, world)
+        unneeded.append(len(set(parsed.statements) - parsed.necessary()))
+    assert d["mean_unnecessary_stated"] == pytest.approx(sum(unneeded) / len(unneeded))
+    assert d["mean_edges"] == pytest.approx(sum(p.problem_text.count(".") for p in SMALL_CPU)
+                                            / len(SMALL_CPU))
+    with pytest.raises(ValueError, match="empty"):
+        describe([])

@@ -3,11 +3,11 @@
 A problem (Part 2.1 Sec. 2) is a structure graph of items in layers (`structure`), a dependency
 graph over its parameters with arithmetic mod 23 (`dependency`), a question about one
 parameter, and the shortest solution in binary steps with one letter per quantity (`solution`),
-rendered in the paper's text format (`render`) with our own made-up nouns (`names`). Problems are
-drawn at an exact op count with the paper's difficulty presets and template-hash split
-(`presets`, `generate`, `split`), checked from their text alone (`checker`), given wrong starts
-and [BACK] for Part 2.2 (`retry`), labelled for V-probing (`labels`) and served to the trainer
-(`stream`).
+rendered in the paper's text format (`render`) with our own made-up nouns (`names`). Problems
+are drawn at an exact op count with the paper's difficulty presets and template-hash split
+(`presets`, `generator`, `split`), checked from their text alone (`checker`), given wrong
+starts and [BACK] for Part 2.2 (`retry`), labelled for V-probing (`labels`), summarised
+(`stats`) and served to the trainer (`stream`, word-level tokens in `tokens`).
 """
 
 from physlm.data.igsm.checker import CheckReport, ParseError, check, parse_problem
@@ -23,6 +23,7 @@ from physlm.data.igsm.names import NameWorld, WorldConfig
 from physlm.data.igsm.presets import OOD_OPS, PRESETS, IGSMConfig, igsm_preset
 from physlm.data.igsm.retry import RetrySolution, with_retries
 from physlm.data.igsm.split import solution_template, template_bin
+from physlm.data.igsm.stats import describe
 from physlm.data.igsm.stream import IGSMStream, IGSMStreamConfig
 from physlm.data.igsm.tokens import IGSMVocab, igsm_vocab, name_world
 
@@ -42,6 +43,7 @@ __all__ = [
     "WorldConfig",
     "check",
     "define_points",
+    "describe",
     "generate",
     "igsm_preset",
     "igsm_vocab",
