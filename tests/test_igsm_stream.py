@@ -222,3 +222,17 @@ def test_probe_input_wraps_the_parameters_in_markers():
     # the markers never occur in training data
     tokens, _, _ = s.rows(0)
     assert not {v.start_id, v.mid_id, v.end_id} & set(tokens.ravel().tolist())
+
+
+def test_trains_through_the_package_trainer(tmp_path):
+    from physlm.model import ModelConfig
+    from physlm.runs import run_key
+    from physlm.train import TrainConfig, train
+
+    s = IGSMStream(igsm=igsm_preset("smoke"), batch_size=2, seq_len=96, seed=0)
+    m = ModelConfig(vocab_size=s.vocab_size, n_layer=1, n_head=2, n_embd=16, block_size=96)
+    cfg = TrainConfig(steps=2, warmup_steps=1, log_every=1)
+    _, metrics = train(m, cfg, s, tmp_path, progress=False)
+    assert [r["step"] for r in metrics if r["kind"] == "train"] == [1, 2]
+    assert run_key(m, cfg, s) != run_key(m, cfg, IGSMStream(igsm=igsm_preset("smoke"),
+                                                           batch_size=2, seq_len=96, seed=1))
