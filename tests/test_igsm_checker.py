@@ -228,3 +228,37 @@ def test_back_needs_retry_mode():
     text = f"Define {a}'s {b} as [BACK]. " + p.solution_text
     assert check(p.text, text, WORLD, p.answer).first_error.kind == "parse"
     assert check(p.text, text, WORLD, p.answer, allow_retry=True).correct
+
+
+def test_random_single_token_corruptions_are_all_rejected():
+    """Any number, letter or noun of a solution replaced by another of its kind, or one
+    intermediate equation dropped: the checker must reject every one."""
+    from physlm.data.igsm.tokens import detokenize, tokenize
+
+    rng = random.Random(0)
+    nouns = WORLD.all_names()
+    tried = 0
+    for i in range(160):
+        p = generate(MED, f"f{i}")
+        toks = tokenize(p.solution_text)
+        mode = ("number", "letter", "noun", "drop")[i % 4]
+        if mode == "drop":
+            parts = p.solution_text.split("; ")
+            mids = [k for k, x in enumerate(parts) if k > 0 and not x.startswith("so ")]
+            if not mids:
+                continue
+            k = rng.choice(mids)
+            text = "; ".join(parts[:k] + parts[k + 1 :])
+        else:
+            kind = {"number": str.isdigit, "letter": lambda x: x in LETTERS,
+                    "noun": lambda x: x in WORLD.where}[mode]
+            spots = [t for t, x in enumerate(toks) if kind(x)]
+            t = rng.choice(spots)
+            pool = ([str(v) for v in range(23)] if mode == "number" else list(LETTERS)
+                    if mode == "letter" else [x for x in nouns
+                                              if WORLD.is_item(x) == WORLD.is_item(toks[t])])
+            toks[t] = rng.choice([x for x in pool if x != toks[t]])
+            text = detokenize(toks)
+        assert not check(p.text, text, WORLD, p.answer).valid, (mode, text)
+        tried += 1
+    assert tried > 140
