@@ -15,6 +15,7 @@ import pytest
 from physlm.data.igsm import (
     IGSMConfig,
     WorldConfig,
+    check,
     describe,
     generate,
     igsm_preset,
@@ -251,6 +252,7 @@ def test_structure_sampler_respects_widths():
         ({"max_edge": 1}, "max_edge"),
         ({"max_edge": 3, "depth": (4, 4), "width": (2, 2)}, "max_edge"),
         ({"world": "big"}, "world"),
+        ({"abstract": 1}, "abstract"),
     ],
 )
 def test_bad_parameters_fail_naming_them(kw, match):
@@ -299,3 +301,14 @@ def test_describe_counts_from_the_text():
                                             / len(SMALL_CPU))
     with pytest.raises(ValueError, match="empty"):
         describe([])
+
+
+def test_without_abstract_parameters():
+    c = igsm_preset("cpu", abstract=False)
+    world = name_world(c.world)
+    for i in range(40):
+        p = generate(c, i)
+        assert all(x.kind == 0 for x in p.structure.all_params) and p.question.kind == 0
+        assert not any(world.is_category(t) for t in tokenize(p.text + " " + p.solution_text))
+        assert check(p.text, p.solution_text, world, p.answer).correct
+    assert {generate(c, i).op for i in range(60)} == {1, 2, 3}

@@ -126,7 +126,7 @@ def generate(config: IGSMConfig, seed: int | str) -> Problem:
         if config.op is None and attempt % REDRAW_OP_EVERY == 0:
             target = sample_op(rng, config.max_op, config.op_dist)
         structure = sample_structure(
-            rng, target, config.max_edge, config.depth, config.width, world
+            rng, target, config.max_edge, config.depth, config.width, world, config.abstract
         )
         for _ in range(GRAPHS_PER_STRUCTURE):
             formulas = sample_formulas(

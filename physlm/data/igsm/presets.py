@@ -59,6 +59,8 @@ class IGSMConfig:
     official shuffle of the problem sentences (0-4 mild, 5 fully random, 6 none; None draws one
     per problem). p_format: problem then question ("pq") or question first ("qp"). split:
     "train" keeps solution templates whose hash falls in bins 0..15, "test" in 16..22.
+    abstract: False leaves out abstract parameters (never quoted, never asked): a departure a
+    small world may need (the calibration notes found them hard at `cpu` size).
     """
 
     max_op: int = 15
@@ -72,6 +74,7 @@ class IGSMConfig:
     perm_level: int | None = None
     p_format: str = "pq"
     split: str = "train"
+    abstract: bool = True
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -89,6 +92,8 @@ class IGSMConfig:
         _range("width", self.width, 1, self.world.items)
         if self.perm_level is not None:
             _int("perm_level", self.perm_level, 0, 6)
+        if not isinstance(self.abstract, bool):
+            raise ValueError(f"abstract must be True or False, got {self.abstract!r}")
         if self.p_format not in P_FORMATS:
             raise ValueError(f"p_format must be one of {P_FORMATS}, got {self.p_format!r}")
         if self.split not in SPLITS:

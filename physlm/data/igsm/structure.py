@@ -50,6 +50,7 @@ class Structure:
     categories: tuple[str, ...]
     items: tuple[tuple[str, ...], ...]
     children: tuple[tuple[tuple[int, ...], ...], ...]
+    abstract: bool = True  # False: no abstract parameters (a small world's departure)
 
     @property
     def depth(self) -> int:
@@ -87,6 +88,8 @@ class Structure:
 
     @cached_property
     def abstract_params(self) -> tuple[Param, ...]:
+        if not self.abstract:
+            return ()
         return tuple(
             Param(1, i, j, k)
             for i in range(self.depth - 1)
@@ -142,8 +145,10 @@ def sample_structure(
     depth: tuple[int, int],
     width: tuple[int, int],
     world: NameWorld,
+    abstract: bool = True,
 ) -> Structure:
-    """A random structure graph for a problem of `op` operations (see the module docstring)."""
+    """A random structure graph for a problem of `op` operations (see the module docstring);
+    without `abstract` parameters if asked (then only instance parameters exist)."""
     rel = (op - 1) / (max_edge - 1)
     d = _softmax_choice(rng, list(range(depth[0], depth[1] + 1)), rel)
     widths = list(range(width[0], width[1] + 1))
@@ -186,4 +191,6 @@ def sample_structure(
         tuple(tuple(k for k in range(sizes[i + 1]) if (i, j, k) in edges) for j in range(sizes[i]))
         for i in range(d - 1)
     )
-    return Structure(h, top, tuple(world.categories[h][top : top + d]), items, children)
+    return Structure(
+        h, top, tuple(world.categories[h][top : top + d]), items, children, abstract
+    )
