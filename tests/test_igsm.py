@@ -251,6 +251,7 @@ def test_structure_sampler_respects_widths():
         ({"split": "dev"}, "split"),
         ({"max_edge": 1}, "max_edge"),
         ({"max_edge": 3, "depth": (4, 4), "width": (2, 2)}, "max_edge"),
+        ({"max_edge": 11}, "max_edge"),
         ({"world": "big"}, "world"),
         ({"abstract": 1}, "abstract"),
     ],

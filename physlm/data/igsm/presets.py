@@ -98,11 +98,11 @@ class IGSMConfig:
             raise ValueError(f"p_format must be one of {P_FORMATS}, got {self.p_format!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        lo_edges = (self.depth[0] - 1) * self.width[0]
+        lo_edges = (self.depth[1] - 1) * self.width[1]
         if self.max_edge < lo_edges:
             raise ValueError(
-                f"max_edge must be >= (depth[0] - 1) * width[0] = {lo_edges} so that the "
-                f"smallest structure graph fits, got {self.max_edge}"
+                f"max_edge must be >= (depth[1] - 1) * width[1] = {lo_edges}, the fewest edges "
+                f"of the deepest, widest structure graph drawn, got {self.max_edge}"
             )
 
     @property
