@@ -268,6 +268,8 @@ def test_bad_world_and_preset_names():
         igsm_preset("huge")
     with pytest.raises(ValueError, match="n must"):
         problems(CPU, -1)
+    with pytest.raises(ValueError, match="config must be an IGSMConfig"):
+        generate("med", 0)
 
 
 def test_presets_are_the_papers():

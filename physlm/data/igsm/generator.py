@@ -118,6 +118,8 @@ def statement_order(
 
 def generate(config: IGSMConfig, seed: int | str) -> Problem:
     """One problem of `config`, a pure function of (config, seed)."""
+    if not isinstance(config, IGSMConfig):
+        raise ValueError(f"config must be an IGSMConfig, got {type(config).__name__}")
     rng = random.Random(f"igsm-{seed}")
     world = name_world(config.world)
     target = config.op if config.op is not None else sample_op(rng, config.max_op, config.op_dist)
