@@ -87,12 +87,12 @@ from physlm.measure.attention import attention_maps
 from physlm.measure.generation import cfg_generation_accuracy, collision_support
 from physlm.model import GPT
 from physlm.plots import (
+    accuracy_bars,
     attention_map,
     layer_head_heatmap,
     parse_tree,
     savefig,
     use_style,
-    wilson_bars,
 )
 from physlm.scales import part1
 
@@ -224,14 +224,14 @@ for cut in (0, plan.cut):  # from <bos>, then after a valid prefix
 fig, (ax, ax_len) = plt.subplots(
     1, 2, figsize=(7.2, 3.4), gridspec_kw={"width_ratios": [1, 2.2]}, constrained_layout=True
 )
-wilson_bars(
+accuracy_bars(
     [f"cut {cut}" for cut in gen],
     {"GPT_rot": [kn(res) for res in gen.values()]},
-    ylabel="samples in the language",
+    axis_label="samples in the language",
     lines={"0.9": 0.9},
+    legend=None,
     ax=ax,
 )
-ax.get_legend().remove()
 ax.annotate(
     "ledger's 'near 100%'",
     (0.5, 0.9),
@@ -303,7 +303,7 @@ ax.set_xlabel("prefix length (tokens)")
 ax.set_ylabel("KL (nats per token)")
 ax.legend(fontsize="small")
 share_top = max(0.2, 2 * max(repeats(valid_sents) / max(len(valid_sents), 1), 0.05))
-wilson_bars(
+accuracy_bars(
     ["GPT_rot\n(valid)", "grammar"],
     {
         "repeat share": [
@@ -311,11 +311,11 @@ wilson_bars(
             (repeats(grammar_sents), len(grammar_sents)),
         ]
     },
-    ylabel="repeat share",
-    ymax=share_top,
+    axis_label="repeat share",
+    axis_max=min(1.0, share_top),
+    legend=None,
     ax=ax_rep,
 )
-ax_rep.get_legend().remove()
 _ = savefig(fig, "part1_kl")
 
 
@@ -557,10 +557,11 @@ fig, (ax, ax_kl) = plt.subplots(
     1, 2, figsize=(7.4, 3.6), gridspec_kw={"width_ratios": [2.2, 1]}, constrained_layout=True
 )
 short = [NAMES[p].split(" ")[0] for p in positions.index]
-wilson_bars(
+accuracy_bars(
     short,
     {f"cut {cut}": [kn(pos_gen[p][cut]) for p in positions.index] for cut in (0, plan.cut)},
-    ylabel="samples in the language",
+    axis_label="samples in the language",
+    legend="upper left",
     ax=ax,
 )
 ax_kl.barh(short[::-1], positions["KL"].to_numpy()[::-1], color="C2", zorder=3)
@@ -615,13 +616,13 @@ for name, run in (("clean pretraining", main), ("noisy pretraining", noisy)):
     robust_rows.append(row)
 robust = pd.DataFrame(robust_rows).set_index("model")
 fig, ax = plt.subplots(figsize=(7, 3.6))
-wilson_bars(
+accuracy_bars(
     ["valid prefix", "corrupted prefix\nT=1", "corrupted prefix\nT=0.1"],
     robust_kn,
-    ylabel="completions in the language",
+    axis_label="completions in the language",
+    legend="upper right",
     ax=ax,
 )
-ax.legend(loc="upper right", fontsize="small")
 _ = savefig(fig, "part1_noise")
 
 # %%

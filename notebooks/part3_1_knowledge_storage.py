@@ -212,7 +212,7 @@ for ax, v in zip(axes[:, 0], plan.mixed_variants, strict=True):
             "P_train (questions trained)": [qa_pair(r["train"], a, len(p_train)) for a in groups],
             "P_test (never asked)": [qa_pair(r["test"], a, len(p_test)) for a in groups],
         },
-        ylabel="QA accuracy",
+        axis_label="QA accuracy",
         lines={"paper, P_test mean (bioS single)": 0.866} if v == "single" else None,
         ax=ax,
         legend="below" if ax is axes[0, 0] else None,
@@ -279,7 +279,7 @@ accuracy_bars(
     marks=[PAPER_FT[v] / 100 if v in PAPER_FT else None for v in plan.variants],
     mark_series="LoRA, P_test",  # the paper's P_test as a black tick across our LoRA P_test bar
     mark_label="paper, P_test",
-    ylabel="QA accuracy (six questions a person)",
+    axis_label="QA accuracy (six questions a person)",
     ncol=4,
     ax=ax,
 )
@@ -335,7 +335,7 @@ for ax, (half, people) in zip(axes, (("train", len(p_train)), ("test", len(p_tes
             v: [qa_pair(variant_res[v]["lora"][half], a, people) for a in QA_ATTRIBUTES]
             for v in plan.variants
         },
-        ylabel=f"P_{half} QA accuracy",
+        axis_label=f"P_{half} QA accuracy",
         legend="below" if half == "train" else None,
         ncol=len(plan.variants),
         ax=ax,
@@ -417,7 +417,7 @@ accuracy_bars(
             (Acc.of(own_position(v), p_n).k, p_n) for v in plan.variants
         ],
     },
-    ylabel="P-probe accuracy",
+    axis_label="P-probe accuracy",
     lines={"chance (best constant guess)": p_chance.value},
     ncol=2,
     ax=ax,
@@ -481,9 +481,9 @@ q_top = max([q_chance.interval[1], *(a.interval[1] for a in q_acc.values())])
 accuracy_bars(
     list(plan.variants),
     {"Q-probe": [(q_acc[v].k, q_n) for v in plan.variants]},
-    ylabel="Q-probe accuracy, mean of six",
+    axis_label="Q-probe accuracy, mean of six",
     lines={"chance (best constant guess)": q_chance.value},
-    ymax=min(1.0, max(0.2, 1.25 * q_top)),
+    axis_max=min(1.0, max(0.2, 1.25 * q_top)),
     bar_colours=[colours[i % len(colours)] for i in range(len(plan.variants))],
     legend=None,
     ax=ax_q,
@@ -556,7 +556,7 @@ if plan.celebrities:
                 qa_pair(celeb["minority_test"], a, len(p_test)) for a in groups
             ],
         },
-        ylabel="minority P_test QA accuracy",
+        axis_label="minority P_test QA accuracy",
         lines={"paper, minority with celebrities": 0.868},
         ncol=2,
         ax=ax,

@@ -85,7 +85,7 @@ from physlm.experiments.part3_2 import (
 from physlm.experiments.part3_2 import score as score_items
 from physlm.measure.index import AttributeIndex, search
 from physlm.model import count_params
-from physlm.plots import hbar_accuracies, savefig, use_style
+from physlm.plots import accuracy_bars, savefig, use_style
 
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -259,13 +259,14 @@ display(
 
 # %% mystnb={"figure": {"caption": "Exact-match accuracy on P_test people (95% Wilson intervals): the six biography attributes, the partial retrieval of the birth day and year, and two dual retrievals; the black tick on a dual row is the product of its two single retrievals.", "name": "fig-part3-2-retrieval"}}
 retrieval_rows = (*QA_ATTRIBUTES, *RETRIEVAL, *DUAL)
-ax = hbar_accuracies(
+ax = accuracy_bars(
     retrieval_rows,
     {"forward model": [(scored[q].acc.k, scored[q].acc.n) for q in retrieval_rows]},
-    refs=[lookups(q) if q in DUAL else None for q in retrieval_rows],
-    ref_label="two independent lookups",
+    horizontal=True,
+    marks=[lookups(q) if q in DUAL else None for q in retrieval_rows],
+    mark_label="two independent lookups",
     breaks=(len(QA_ATTRIBUTES), len(QA_ATTRIBUTES) + len(RETRIEVAL)),
-    xlabel=f"accuracy on P_test (n = {n_scored} people per row)",
+    axis_label=f"accuracy on P_test (n = {n_scored} people per row)",
     title="Retrieval: whole attributes, parts of the birth date, two attributes at once",
 )
 _ = savefig(ax.figure, "part3_2_retrieval")
@@ -301,16 +302,17 @@ chances = {
 }
 
 # %% mystnb={"figure": {"caption": "Classification and comparison on P_test people, answered directly or after writing the hint (95% Wilson intervals); the black tick is the chance level (always the most common answer), so a bar that stops short of it is below chance.", "name": "fig-part3-2-hint"}}
-ax = hbar_accuracies(
+ax = accuracy_bars(
     list(manip_scored),
     {
         "no hint": [(p.acc.k, p.acc.n) for p, _ in manip_scored.values()],
         "hint written at test": [(h.acc.k, h.acc.n) for _, h in manip_scored.values()],
     },
-    refs=[chances[t] for t in manip_scored],
-    ref_label="chance (most common answer)",
+    horizontal=True,
+    marks=[chances[t] for t in manip_scored],
+    mark_label="chance (most common answer)",
     breaks=(len(CLASSIFY),),
-    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    axis_label=f"accuracy on P_test (n = {n_scored} people per bar)",
     title="Classification (top) and comparison (bottom), with and without the hint",
 )
 _ = savefig(ax.figure, "part3_2_hint")
@@ -401,7 +403,7 @@ display(
 
 # %% mystnb={"figure": {"caption": "Inverse search on P_test people after forward or reverse6 pretraining (95% Wilson intervals). Bottom row: the parent's teacher-forced prediction of the full name inside each person's own biography.", "name": "fig-part3-2-inverse"}}
 inverse_rows = [t.removeprefix("inverse:") for t in INVERSE] + ["parent: name in biography"]
-ax = hbar_accuracies(
+ax = accuracy_bars(
     inverse_rows,
     {
         "forward pretraining": [(f.acc.k, f.acc.n) for f, _ in inverse_scored.values()]
@@ -409,8 +411,9 @@ ax = hbar_accuracies(
         "reverse6 pretraining": [(r.acc.k, r.acc.n) for _, r in inverse_scored.values()]
         + [(Acc.of(recall["reverse6"], n_scored).k, n_scored)],
     },
+    horizontal=True,
     breaks=(len(INVERSE),),
-    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    axis_label=f"accuracy on P_test (n = {n_scored} people per bar)",
     title="Inverse search by question, and the name inside the biography",
 )
 _ = savefig(ax.figure, "part3_2_inverse")
@@ -469,15 +472,16 @@ display(
 )
 
 # %% mystnb={"figure": {"caption": "Inverse search on P_test people (95% Wilson intervals): the forward model alone, the model pretrained on reverse biographies, and the forward model behind a birth-date index (hatched: our demonstration, not the paper's setup).", "name": "fig-part3-2-index"}}
-ax = hbar_accuracies(
+ax = accuracy_bars(
     [t.removeprefix("inverse:") for t in INVERSE],
     {
         "forward model alone": [(f.acc.k, f.acc.n) for f, _ in inverse_scored.values()],
         "reverse6 model": [(r.acc.k, r.acc.n) for _, r in inverse_scored.values()],
         "index + forward model (our demonstration)": [rag_hits[t] for t in INVERSE],
     },
+    horizontal=True,
     hatched=["index + forward model (our demonstration)"],
-    xlabel=f"accuracy on P_test (n = {n_scored} people per bar)",
+    axis_label=f"accuracy on P_test (n = {n_scored} people per bar)",
     title="Inverse search: in the model, or through an index",
 )
 _ = savefig(ax.figure, "part3_2_index")

@@ -68,7 +68,7 @@ from physlm.experiments.part3_3 import (
     run_setting,
 )
 from physlm.measure.capacity import BIOS_N0
-from physlm.plots import bars_with_marks, bits_vs_params, paired_bars, savefig, use_style
+from physlm.plots import bits_vs_params, savefig, use_style, value_bars
 from physlm.scales import part3_3
 
 
@@ -338,12 +338,14 @@ display(
 
 # %% mystnb={"figure": {"caption": "Bits stored by the GELU and the gated MLP on the same people and seed, one pair per replica; the last pair is the mean over replicas, whose ratio is the pooled one.", "name": "fig-part3-3-mlp"}}
 mean = [sum(o.bits for o in g) / len(g) for g in (gelu_runs, gated_runs)]
-ax = paired_bars(
+ax = value_bars(
     [f"replica {o.setting.replica}" for o in gelu_runs] + ["mean (pooled)"],
-    [o.bits for o in gelu_runs] + [mean[0]],
-    [o.bits for o in gated_runs] + [mean[1]],
-    names=("GELU MLP", "gated MLP"),
-    ylabel="bits stored",
+    {
+        "GELU MLP": [o.bits for o in gelu_runs] + [mean[0]],
+        "gated MLP": [o.bits for o in gated_runs] + [mean[1]],
+    },
+    annotate="ratio",
+    axis_label="bits stored",
     summary_last=True,
     title=f"GELU vs gated MLP: {mlp_shape.label()}, {low_e} exposures",
 )
@@ -391,13 +393,13 @@ display(
 )
 
 # %% mystnb={"figure": {"caption": "Bits per parameter of the same model with float, int8 and int4 weights; black ticks: the paper's values for a GPT-2 that stores 2 bits/param; dashed line: the bits per parameter its data holds.", "name": "fig-part3-3-quant"}}
-ax = bars_with_marks(
+ax = value_bars(
     list(quant["weights"]),
     list(quant["bits/param"]),
     marks=[PAPER_QUANT[w] for w in quant["weights"]],
     mark_label="the paper's Result 8",
     lines={"bits/param its data holds": best.max_ratio},
-    ylabel="bits per parameter",
+    axis_label="bits per parameter",
     fmt="{:.2f}",
     title=f"Quantizing {best.setting.shape.label()} ({best.setting.exposures} exposures)",
 )
@@ -448,7 +450,7 @@ display(
 )
 
 # %% mystnb={"figure": {"caption": "Bits stored about the same useful people without junk, with 7/8 junk, and with junk plus a domain token; the two junk runs train the same number of steps. Black ticks: the clean run's bits divided by the paper's losses (20x and 2x); dashed line: the frequency floor.", "name": "fig-part3-3-junk"}}
-ax = bars_with_marks(
+ax = value_bars(
     [
         f"{name}\n{o.data.steps} steps"
         for name, o in zip(junk_names, (clean, junk, domain), strict=True)
@@ -457,7 +459,7 @@ ax = bars_with_marks(
     marks=[None, clean.bits / 20, clean.bits / 2],
     mark_label="clean / the paper's loss (20x, 2x)",
     lines={"frequency floor": floor},
-    ylabel="bits stored about the useful people",
+    axis_label="bits stored about the useful people",
     fmt="{:.0f}",
     title=f"Junk data: {clean.setting.shape.label()}, {je} exposures",
 )

@@ -17,6 +17,8 @@ import numpy as np
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -118,6 +120,11 @@ def _short_number(v: float, _pos: object = None) -> str:
     return f"{v:g}"
 
 
+def _percent(v: float, _pos: object = None) -> str:
+    """A fraction as a percent tick label with no more decimals than it needs: 5%, 12.5%."""
+    return f"{round(100 * v, 2) + 0.0:.2f}".rstrip("0").rstrip(".") + "%"  # + 0.0: no "-0%"
+
+
 def _log_ticks(axis: Any) -> None:
     """Major ticks at 1, 2 and 5 times each power of ten, labelled as short numbers."""
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -134,18 +141,25 @@ def _own_axes(ax: Axes | None) -> tuple[Axes, bool]:
     return new, True
 
 
-def _legend_below(ax: Axes, own: bool, handles=None, labels=None, title=None) -> None:
-    """A legend under the plot on a figure of our own, where it covers no data; the best
-    place inside the axes when the caller owns the figure."""
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
-    if not handles:
+def _place_legend(
+    ax: Axes,
+    handles: list[Any],
+    labels: list[str],
+    where: str | None,
+    *,
+    title: str | None = None,
+    ncol: int | None = None,
+    fontsize: str | None = None,
+) -> None:
+    """``where``: "below" the figure (constrained layout), a place inside the axes, or None."""
+    if where is None or not handles:
         return
-    if own:
-        ncol = min(len(handles), 2 if len(handles) > 3 or title else 3)
-        ax.figure.legend(handles, labels, title=title, loc="outside lower center", ncol=ncol)
+    style = {"title": title, "fontsize": fontsize, "title_fontsize": fontsize}
+    if where == "below":
+        auto = min(len(handles), 2 if len(handles) > 3 or title else 3)
+        ax.figure.legend(handles, labels, loc="outside lower center", ncol=ncol or auto, **style)
     else:
-        ax.legend(handles, labels, title=title, loc="best")
+        ax.legend(handles, labels, loc=where, ncol=ncol or 1, **style)
 
 
 def bits_vs_params(
@@ -295,203 +309,369 @@ def bits_vs_params(
         handles.append(Line2D([], [], marker="v", linestyle="", color="0.3", markersize=8))
         names.append("stores no bits (drawn at the edge)")
     if series or tops is not None:
-        _legend_below(ax, own, handles, names, legend_title)
+        # below a figure of our own, where it covers no data; else the best place inside
+        _place_legend(ax, handles, names, "below" if own else "best", title=legend_title)
     return ax
 
 
-def _ratio_text(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if a > 0 and b > 0 else "n/a"
+# -- grouped bars: accuracies with Wilson intervals, and plain values -----------------------------
+
+_GUIDE_STYLES = ("--", "-.", ":")
 
 
-def paired_bars(
-    groups: Sequence[str],
-    first: Sequence[float],
-    second: Sequence[float],
-    *,
-    names: tuple[str, str] = ("first", "second"),
-    ylabel: str = "",
-    summary_last: bool = False,
-    ax: Axes | None = None,
-    title: str | None = None,
+def _check_length(name: str, entries: Sequence[Any] | None, groups: Sequence[str]) -> None:
+    if entries is not None and len(entries) != len(groups):
+        raise ValueError(f"{name} has {len(entries)} entries for {len(groups)} groups")
+
+
+def _bar_axes(
+    ax: Axes | None, legend: str | None, horizontal: bool, groups: int, per_group: int
 ) -> Axes:
-    """Two bars per group (``first`` and ``second``), with the ratio first/second above each pair.
-
-    With ``summary_last`` the last group is a summary of the others (a mean, a pooled value):
-    it is set apart by a vertical rule and its bars are hatched. A ratio is shown only where
-    both values are positive.
-    """
-    a = [float(v) for v in first]
-    b = [float(v) for v in second]
-    if not len(groups) or not (len(groups) == len(a) == len(b)):
+    """The caller's axes, or new ones sized for the bars; checks that ``legend`` can go there."""
+    if legend is not None and legend != "below" and legend not in Legend.codes:
         raise ValueError(
-            f"groups, first and second must be equally long and not empty, got "
-            f"{len(groups)}, {len(a)}, {len(b)}"
+            f"legend must be 'below', None or a place inside the axes {list(Legend.codes)}, "
+            f"got {legend!r}"
         )
-    if summary_last and len(groups) < 2:
-        raise ValueError("summary_last needs at least two groups")
-    ax, own = _own_axes(ax)
-    colours = sns.color_palette("colorblind", n_colors=2)
-    x = np.arange(len(groups), dtype=float)
-    if summary_last:
-        x[-1] += 0.5
-    w = 0.38
-    hatch = ["" for _ in groups]
-    if summary_last:
-        hatch[-1] = "//"
-    for k, (vals, name) in enumerate(((a, names[0]), (b, names[1]))):
-        bars = ax.bar(
-            x + (k - 0.5) * w,
-            vals,
-            width=w,
-            color=colours[k],
-            label=name,
-            zorder=3,
-            edgecolor="white",
+    if ax is None:
+        size = (7.0, 1.2 + groups * (0.22 + 0.2 * per_group)) if horizontal else None
+        _, ax = plt.subplots(figsize=size, layout="constrained")
+    elif legend == "below" and not isinstance(
+        ax.figure.get_layout_engine(), ConstrainedLayoutEngine
+    ):
+        raise ValueError(
+            "legend='below' needs a figure made with layout='constrained'; pass legend=None or "
+            "a place inside the axes such as 'best'"
         )
-        for bar, h in zip(bars, hatch, strict=True):
-            bar.set_hatch(h)
-    top = max([0.0, *a, *b])
-    for xi, ai, bi in zip(x, a, b, strict=True):
-        ax.annotate(
-            _ratio_text(ai, bi),
-            xy=(xi, max(ai, bi, 0.0)),
-            xytext=(0, 4),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize="medium",
-            bbox=_LABEL_BOX,
-            zorder=6,
-        )
-    if summary_last:
-        ax.axvline((x[-2] + x[-1]) / 2, color="0.6", linewidth=1, zorder=1)
-    ax.set_xticks(x, list(groups))
-    ax.set_ylim(min([0.0, *a, *b]) * 1.1, top * 1.18 if top > 0 else 1.0)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="x", visible=False)
-    _legend_below(ax, own, title=f"above each pair: {names[0]} / {names[1]}")
-    if title:
-        ax.set_title(title)
     return ax
 
 
-def bars_with_marks(
-    labels: Sequence[str],
-    values: Sequence[float],
+def _grouped_bars(
+    ax: Axes,
+    groups: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    value_lim: tuple[float, float],
+    axis_label: str,
     *,
+    intervals: dict[str, Sequence[tuple[float, float] | None]] | None = None,
+    horizontal: bool = False,
+    bar_colours: Sequence[Any] | None = None,
+    hatched: Sequence[str] = (),
+    hatched_groups: Sequence[int] = (),
+    breaks: Sequence[int] = (),
+    break_gap: float = 0.0,
     marks: Sequence[float | None] | None = None,
+    mark_series: str | None = None,
     mark_label: str = "paper",
     lines: dict[str, float] | None = None,
-    ylabel: str = "",
-    fmt: str = "{:.2f}",
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Axes:
-    """One bar per label, its value written above it; ``marks`` (one per bar, None for none)
-    are short black ticks across a bar (e.g. the paper's value), ``lines`` labelled horizontal
-    dashed lines across the plot (e.g. a floor or a ceiling)."""
-    vals = [float(v) for v in values]
-    if not len(labels) or len(labels) != len(vals):
-        raise ValueError(f"labels and values must be equally long, got {len(labels)}, {len(vals)}")
-    if marks is not None and len(marks) != len(vals):
-        raise ValueError(f"marks must have one entry per bar, got {len(marks)} for {len(vals)}")
-    ax, own = _own_axes(ax)
-    x = np.arange(len(vals), dtype=float)
-    ax.bar(x, vals, width=0.6, color=sns.color_palette("colorblind")[0], zorder=3)
-    per_bar = [None if m is None else float(m) for m in marks] if marks is not None else []
-    pts = [(xi, m) for xi, m in zip(x, per_bar, strict=True) if m is not None]
-    if pts:
-        mx, my = (np.array(v) for v in zip(*pts, strict=True))
-        ax.hlines(my, mx - 0.4, mx + 0.4, colors="black", linewidth=2.5, label=mark_label, zorder=4)
-    styles = ["--", "-.", ":"]
-    for i, (name, y) in enumerate((lines or {}).items()):
-        colour = sns.color_palette("colorblind")[3 + i % 4]
-        ax.axhline(y, color=colour, linestyle=styles[i % 3], linewidth=1.6, label=name, zorder=2)
-    drawn = [0.0, *vals, *(m for _, m in pts), *(lines or {}).values()]
-    lo, hi = min(drawn), max(drawn)
-    ax.set_ylim(lo * 1.1 if lo < 0 else 0.0, hi * 1.15 if hi > 0 else 1.0)
-    near = 0.07 * (hi - min(lo, 0.0) or 1.0)  # a mark this close above a bar takes its label up
-    for k, (xi, v) in enumerate(zip(x, vals, strict=True)):
-        y = max(v, 0.0)
-        m = per_bar[k] if per_bar else None
-        if m is not None and 0.0 <= m - y < near:
-            y = m
-        ax.annotate(
-            fmt.format(v),
-            xy=(xi, y),
-            xytext=(0, 4),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            bbox=_LABEL_BOX,
-            zorder=6,
+) -> np.ndarray:
+    """Draw one bar per (series, group), side by side within a group, on ``ax``, whose value
+    axis spans ``value_lim``.
+
+    Along the group axis, group g sits at g plus ``break_gap`` for each break at or before it;
+    a thin rule separates the groups on either side of a break. A series whose name starts with
+    "_" stays out of the legend. ``intervals`` (absolute ends per bar) become black error bars
+    and a dot at each bar's end, so that a bar of height 0 still shows (whole, where it fits in
+    ``value_lim``; what runs past the axis is cut at its edge). ``marks`` are black
+    ticks across the bar of ``mark_series``, or across the whole group when it is None; the
+    ``lines`` are grey guides across the plot. Returns the bar centres, (series, groups), NaN
+    where a value is None.
+    """
+    per = len(series)
+    gaps = np.array([sum(b <= g for b in breaks) for g in range(len(groups))], dtype=float)
+    centre = np.arange(len(groups), dtype=float) + break_gap * gaps
+    slot = 0.8 / per
+    palette = sns.color_palette("colorblind", n_colors=max(per, 1))
+    spots = np.full((per, len(groups)), np.nan)
+    bar = ax.barh if horizontal else ax.bar
+    along = "height" if horizontal else "width"
+    for s, (name, values) in enumerate(series.items()):
+        idx = [g for g, v in enumerate(values) if v is not None]
+        if not idx:
+            continue
+        pos = centre[idx] + (s - (per - 1) / 2) * slot
+        spots[s, idx] = pos
+        vals = np.array([float(values[g]) for g in idx])
+        faces = [palette[s] if bar_colours is None else bar_colours[g] for g in idx]
+        bars = bar(
+            pos, vals, color=faces, edgecolor="none", label=name, zorder=3, **{along: slot * 0.95}
         )
-    ax.set_xticks(x, list(labels))
-    ax.grid(axis="x", visible=False)
-    ax.set_ylabel(ylabel)
-    _legend_below(ax, own)
-    if title:
-        ax.set_title(title)
-    return ax
+        for g, patch in zip(idx, bars, strict=True):
+            if name in hatched or g in hatched_groups:
+                patch.set_hatch("//")
+                patch.set_edgecolor("white")  # the hatch's colour
+        if intervals is not None:
+            lo, hi = np.array([intervals[name][g] for g in idx], dtype=float).T
+            err = np.array([np.maximum(vals - lo, 0.0), np.maximum(hi - vals, 0.0)])
+            xy = (vals, pos) if horizontal else (pos, vals)
+            drawn = ax.errorbar(
+                *xy,
+                **{"xerr" if horizontal else "yerr": err},
+                fmt="none",
+                ecolor="black",
+                elinewidth=1.2,
+                capsize=3,
+                zorder=4,
+            )
+            dots = ax.scatter(*xy, color=faces, s=18, edgecolors="black", linewidths=0.8, zorder=4)
+            inside = [(lo, hi, drawn.get_children()), (vals, vals, [dots])]
+            for low, high, artists in inside:  # a dot at 0% or 100% shows whole
+                if value_lim[0] <= low.min() and high.max() <= value_lim[1]:
+                    for artist in artists:
+                        artist.set_clip_on(False)
+    on = centre if mark_series is None else spots[list(series).index(mark_series)]
+    half = 0.45 if mark_series is None else 0.6 * slot
+    ticks = [(on[g], float(m)) for g, m in enumerate(marks or []) if m is not None]
+    ticks = [(at, m) for at, m in ticks if not np.isnan(at)]  # no bar, no mark
+    if ticks:
+        at, m = np.array(ticks).T
+        rule = ax.vlines if horizontal else ax.hlines
+        rule(m, at - half, at + half, colors="black", linewidth=3, zorder=5, label=mark_label)
+    guide = ax.axvline if horizontal else ax.axhline
+    for i, (name, v) in enumerate((lines or {}).items()):
+        guide(v, color="0.3", linestyle=_GUIDE_STYLES[i % 3], linewidth=1.3, label=name, zorder=2)
+    between = ax.axhline if horizontal else ax.axvline
+    for b in breaks:
+        between((centre[b - 1] + centre[b]) / 2, color="0.6", linewidth=1, zorder=1, label="_break")
+    span = (centre[0] - 0.6, centre[-1] + 0.6)
+    if horizontal:
+        ax.set_yticks(centre, list(groups))
+        ax.set_ylim(span[1], span[0])  # the first group on top
+        ax.grid(axis="y", visible=False)
+        ax.set_xlim(*value_lim)
+        ax.set_xlabel(axis_label)
+    else:
+        ax.set_xticks(centre, list(groups))
+        ax.set_xlim(*span)
+        ax.grid(axis="x", visible=False)
+        ax.set_ylim(*value_lim)
+        ax.set_ylabel(axis_label)
+    return spots
 
 
-# -- accuracies with intervals, parse trees, attention (Part 1) ---------------------------------
+def _bar_legend(
+    ax: Axes,
+    series: dict[str, Any],
+    mark_label: str,
+    lines: dict[str, float] | None,
+    legend: str | None,
+    ncol: int | None,
+    title: str | None = None,
+) -> None:
+    """Bars first, then marks, then guides, each name once."""
+    found = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    names = [n for n in dict.fromkeys([*series, mark_label, *(lines or {})]) if n in found]
+    _place_legend(
+        ax, [found[n] for n in names], names, legend, title=title, ncol=ncol, fontsize="small"
+    )
 
 
-def wilson_bars(
+def _check_bars(
     groups: Sequence[str],
-    series: dict[str, Sequence[tuple[int, int]]],
+    series: dict[str, Sequence[Any]],
+    marks: Sequence[Any] | None,
+    mark_series: str | None,
+    hatched: Sequence[str],
+    breaks: Sequence[int],
+) -> None:
+    if not len(groups) or not series:
+        raise ValueError("groups and series must not be empty")
+    for name, entries in series.items():
+        if len(entries) != len(groups):
+            raise ValueError(f"series {name!r} has {len(entries)} entries for {len(groups)} groups")
+    _check_length("marks", marks, groups)
+    if mark_series is not None and mark_series not in series:
+        raise ValueError(f"mark_series {mark_series!r} is not a series: {list(series)}")
+    unknown = [h for h in hatched if h not in series]
+    if unknown:
+        raise ValueError(f"hatched names {unknown} that are not series: {list(series)}")
+    if any(not 0 < b < len(groups) for b in breaks):
+        raise ValueError(f"breaks must be group indices in 1..{len(groups) - 1}, got {breaks}")
+
+
+def accuracy_bars(
+    groups: Sequence[str],
+    series: dict[str, Sequence[tuple[int, int] | None]],
     *,
-    ylabel: str = "accuracy",
+    horizontal: bool = False,
+    marks: Sequence[float | None] | None = None,
+    mark_series: str | None = None,
+    mark_label: str = "paper",
     lines: dict[str, float] | None = None,
-    ymax: float = 1.0,
+    hatched: Sequence[str] = (),
+    breaks: Sequence[int] = (),
+    bar_colours: Sequence[Any] | None = None,
+    axis_label: str = "accuracy",
+    axis_max: float = 1.0,
+    legend: str | None = "below",
+    ncol: int | None = None,
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Grouped bars of accuracies with their 95% Wilson intervals as error bars.
+    """Grouped bars of accuracies on a percent axis, each with its 95% Wilson interval.
 
-    ``series`` maps a legend name to one ``(k, n)`` per group (k successes of n independent
-    items; an entry of None leaves a gap). The interval is :func:`physlm.claims.wilson`, the one
-    the claims ledger prints. ``lines`` are labelled horizontal guides (e.g. a threshold).
-    The y axis spans [0, ``ymax``].
+    ``series`` maps a legend name to one ``(k, n)`` per group (k right of n independent items;
+    None leaves a gap); the interval is :func:`physlm.claims.wilson`, the one the ledger prints.
+    ``horizontal`` draws one row per group, the first on top. ``marks`` (a value or None per
+    group) are black ticks across the bar of ``mark_series``, or across the whole group when
+    that is None (e.g. the paper's value, a row's chance level); ``lines`` are labelled guides
+    across the plot. Series named in ``hatched`` are hatched (e.g. the book's own
+    demonstration); a thin rule goes before each group index in ``breaks`` (sections).
+    ``bar_colours`` gives one colour per group (a single series coloured by group). ``legend``:
+    "below" the figure (constrained layout), a place inside the axes ("best", "upper left",
+    ...), or None. The value axis spans [0, ``axis_max``]. Without ``ax`` the figure is new.
     """
     from physlm.claims import wilson
 
-    if not len(groups) or not series:
-        raise ValueError("need at least one group and one series")
+    _check_bars(groups, series, marks, mark_series, hatched, breaks)
+    _check_length("bar_colours", bar_colours, groups)
+    if not 0 < axis_max <= 1:
+        raise ValueError(f"axis_max must be in (0, 1], got {axis_max}")
+    heights: dict[str, list[float | None]] = {}
+    ends: dict[str, list[tuple[float, float] | None]] = {}
     for name, pairs in series.items():
-        if len(pairs) != len(groups):
-            raise ValueError(f"series {name!r} has {len(pairs)} entries for {len(groups)} groups")
-    if ax is None:
-        _, ax = plt.subplots()
-    colours = sns.color_palette("colorblind", n_colors=max(len(series), 1))
-    x = np.arange(len(groups), dtype=float)
-    w = 0.8 / len(series)
-    for s, (name, pairs) in enumerate(series.items()):
-        xs, ys, lo, hi = [], [], [], []
-        for xi, pair in zip(x, pairs, strict=True):
+        heights[name], ends[name] = [], []
+        for g, pair in enumerate(pairs):
             if pair is None:
+                heights[name].append(None)
+                ends[name].append(None)
                 continue
             k, n = int(pair[0]), int(pair[1])
-            a, b = wilson(k, n)
-            xs.append(xi + (s - (len(series) - 1) / 2) * w)
-            ys.append(k / n)
-            lo.append(k / n - a)
-            hi.append(b - k / n)
-        ax.bar(xs, ys, width=w * 0.95, color=colours[s], label=name, zorder=3)
-        ax.errorbar(
-            xs, ys, yerr=[lo, hi], fmt="none", ecolor="black", elinewidth=1.2, capsize=3, zorder=4
-        )
-    styles = ["--", "-.", ":"]
-    for i, (name, y) in enumerate((lines or {}).items()):
-        ax.axhline(y, color="0.3", linestyle=styles[i % 3], linewidth=1.2, label=name, zorder=2)
-    ax.set_xticks(x, list(groups))
-    ax.set_ylim(0, ymax)
-    ax.set_ylabel(ylabel)
-    ax.legend(loc="upper left", fontsize="small")
+            if n <= 0 or not 0 <= k <= n:
+                raise ValueError(
+                    f"series {name!r}, group {groups[g]!r}: (k, n) needs 0 <= k <= n and n > 0, "
+                    f"got {tuple(pair)}"
+                )
+            heights[name].append(k / n)
+            ends[name].append(wilson(k, n))
+    ax = _bar_axes(ax, legend, horizontal, len(groups), len(series))
+    _grouped_bars(
+        ax,
+        groups,
+        heights,
+        (0.0, axis_max),
+        axis_label,
+        intervals=ends,
+        horizontal=horizontal,
+        bar_colours=bar_colours,
+        hatched=hatched,
+        breaks=breaks,
+        marks=marks,
+        mark_series=mark_series,
+        mark_label=mark_label,
+        lines=lines,
+    )
+    (ax.xaxis if horizontal else ax.yaxis).set_major_formatter(FuncFormatter(_percent))
+    _bar_legend(ax, series, mark_label, lines, legend, ncol)
     if title:
         ax.set_title(title)
     return ax
+
+
+def _ratio_text(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b is not None and a > 0 and b > 0 else "n/a"
+
+
+def value_bars(
+    groups: Sequence[str],
+    values: Sequence[float | None] | dict[str, Sequence[float | None]],
+    *,
+    annotate: str | None = "value",
+    fmt: str = "{:.2f}",
+    horizontal: bool = False,
+    marks: Sequence[float | None] | None = None,
+    mark_series: str | None = None,
+    mark_label: str = "paper",
+    lines: dict[str, float] | None = None,
+    summary_last: bool = False,
+    axis_label: str = "",
+    legend: str | None = "below",
+    ncol: int | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Grouped bars of plain numbers (no intervals), each bar or group labelled.
+
+    ``values`` is one value per group (a single series, not in the legend) or a dict mapping a
+    legend name to one value per group (None leaves a gap). ``annotate``: "value" writes each
+    bar's value (``fmt``) at its end, lifted onto a mark just beyond it; "ratio" writes
+    first/second above each group of exactly two series ("n/a" unless both are positive); None
+    writes nothing. ``marks``, ``mark_series``, ``lines``, ``horizontal`` and ``legend`` are as
+    in :func:`accuracy_bars`. With ``summary_last`` the last group summarises the others (a
+    mean, a pooled value): it is set apart by a gap and a rule, and its bars are hatched.
+    """
+    series = dict(values) if isinstance(values, dict) else {"_values": list(values)}
+    _check_bars(groups, series, marks, mark_series, (), ())
+    if annotate not in ("value", "ratio", None):
+        raise ValueError(f"annotate must be 'value', 'ratio' or None, got {annotate!r}")
+    if annotate == "ratio" and len(series) != 2:
+        raise ValueError(f"annotate='ratio' needs exactly two series, got {len(series)}")
+    if summary_last and len(groups) < 2:
+        raise ValueError("summary_last needs at least two groups")
+    nums = {name: [None if v is None else float(v) for v in vs] for name, vs in series.items()}
+    shown = [v for vs in nums.values() for v in vs if v is not None]
+    shown += [float(m) for m in marks or [] if m is not None] + list((lines or {}).values())
+    if not all(np.isfinite(shown)):
+        raise ValueError(f"values, marks and lines must be finite numbers, got {shown}")
+    lo, hi = min([0.0, *shown]), max([0.0, *shown])
+    span = (hi - lo) or 1.0  # room beyond the longest bar for its label, on either side of 0
+    ax = _bar_axes(ax, legend, horizontal, len(groups), len(series))
+    last = [len(groups) - 1] if summary_last else []
+    spots = _grouped_bars(
+        ax,
+        groups,
+        nums,
+        (lo - 0.1 * span * (lo < 0), hi + 0.18 * span),
+        axis_label,
+        horizontal=horizontal,
+        hatched_groups=last,
+        breaks=last,
+        break_gap=0.5,
+        marks=marks,
+        mark_series=mark_series,
+        mark_label=mark_label,
+        lines=lines,
+    )
+    near = 0.07 * span  # a mark this close beyond a bar takes its label along
+    labels: list[tuple[float, float, str]] = []
+    if annotate == "ratio":
+        (a, b) = nums.values()
+        for g in range(len(groups)):
+            if np.isnan(spots[:, g]).all():
+                continue  # neither bar drawn
+            top = max([0.0, *(v for v in (a[g], b[g]) if v is not None)])
+            labels.append((float(np.nanmean(spots[:, g])), top, _ratio_text(a[g], b[g])))
+    elif annotate == "value":
+        for s, (name, vs) in enumerate(nums.items()):
+            for g, v in enumerate(vs):
+                if v is None:
+                    continue
+                end = max(v, 0.0)
+                m = marks[g] if marks is not None else None
+                on_bar = mark_series is None or mark_series == name
+                if m is not None and on_bar and 0.0 <= float(m) - end < near:
+                    end = float(m)
+                labels.append((float(spots[s, g]), end, fmt.format(v)))
+    for at, end, text in labels:
+        ax.annotate(
+            text,
+            xy=(end, at) if horizontal else (at, end),
+            xytext=(4, 0) if horizontal else (0, 4),
+            textcoords="offset points",
+            ha="left" if horizontal else "center",
+            va="center" if horizontal else "bottom",
+            bbox=_LABEL_BOX,
+            zorder=6,
+        )
+    names = list(series)
+    ratio_title = f"above each pair: {names[0]} / {names[1]}" if annotate == "ratio" else None
+    _bar_legend(ax, series, mark_label, lines, legend, ncol, title=ratio_title)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# -- parse trees, attention (Part 1) ----------------------------------------------------------
 
 
 def parse_tree(
@@ -737,233 +917,3 @@ def probe_heatmaps(
             ax.set_ylabel(ylabel)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85, label=cbar_label)
     return fig
-
-
-def accuracy_bars(
-    groups: Sequence[str],
-    series: dict[str, Sequence[tuple[int, int] | None]],
-    *,
-    ax: Axes,
-    marks: Sequence[float | None] | None = None,
-    mark_series: str | None = None,
-    mark_label: str = "paper",
-    lines: dict[str, float] | None = None,
-    ylabel: str = "accuracy",
-    ymax: float = 1.0,
-    bar_colours: Sequence[Any] | None = None,
-    legend: str | None = "below",
-    ncol: int = 3,
-    title: str | None = None,
-) -> Axes:
-    """Grouped bars of accuracies, each with its 95% Wilson interval, on a percent axis.
-
-    ``series`` maps a legend name to one ``(k, n)`` per group (k right of n independent items;
-    None leaves a gap); the interval is :func:`physlm.claims.wilson`, the ledger's. ``marks``
-    (one value or None per group) are black ticks across the bars of ``mark_series`` (default:
-    the last series), e.g. the paper's value; ``lines`` are labelled dashed guides across the
-    plot. ``bar_colours`` gives one colour per group (with a single series: bars coloured by
-    group). ``legend``: "below" the figure (which must use the constrained layout), "inside"
-    the axes, or None. The y axis spans [0, ``ymax``].
-    """
-    from matplotlib.ticker import PercentFormatter
-
-    from physlm.claims import wilson
-
-    if not len(groups) or not series:
-        raise ValueError("need at least one group and one series")
-    for name, pairs in series.items():
-        if len(pairs) != len(groups):
-            raise ValueError(f"series {name!r} has {len(pairs)} entries for {len(groups)} groups")
-    if marks is not None:
-        if len(marks) != len(groups):
-            raise ValueError(f"marks has {len(marks)} entries for {len(groups)} groups")
-        mark_series = list(series)[-1] if mark_series is None else mark_series
-        if mark_series not in series:
-            raise ValueError(f"mark_series {mark_series!r} is not a series: {list(series)}")
-    if bar_colours is not None and len(bar_colours) != len(groups):
-        raise ValueError(f"bar_colours has {len(bar_colours)} entries for {len(groups)} groups")
-    if legend not in ("below", "inside", None):
-        raise ValueError(f"legend must be 'below', 'inside' or None, got {legend!r}")
-    colours = sns.color_palette("colorblind", n_colors=max(len(series), 1))
-    x = np.arange(len(groups), dtype=float)
-    w = 0.8 / len(series)
-    marked = False
-    for s, (name, pairs) in enumerate(series.items()):
-        xs, ys, err, faces, idx = [], [], [], [], []
-        for g, pair in enumerate(pairs):
-            if pair is None:
-                continue
-            k, n = int(pair[0]), int(pair[1])
-            lo, hi = wilson(k, n)
-            p = k / n
-            xs.append(x[g] + (s - (len(series) - 1) / 2) * w)
-            ys.append(p)
-            err.append((max(p - lo, 0.0), max(hi - p, 0.0)))  # rounding can cross the point
-            faces.append(colours[s] if bar_colours is None else bar_colours[g])
-            idx.append(g)
-        if not xs:
-            continue
-        ax.bar(xs, ys, width=w * 0.95, color=faces, label=name, zorder=3)
-        ax.errorbar(
-            xs,
-            ys,
-            yerr=np.array(err).T,
-            fmt="none",
-            ecolor="black",
-            elinewidth=1.2,
-            capsize=3,
-            zorder=4,
-        )
-        if marks is not None and name == mark_series:
-            for xi, g in zip(xs, idx, strict=True):
-                if marks[g] is None:
-                    continue
-                ax.hlines(
-                    float(marks[g]),
-                    xi - 0.6 * w,
-                    xi + 0.6 * w,
-                    colors="black",
-                    linewidth=3,
-                    zorder=5,
-                    label="_nolegend_" if marked else mark_label,
-                )
-                marked = True
-    styles = ["--", "-.", ":"]
-    for i, (name, y) in enumerate((lines or {}).items()):
-        ax.axhline(y, color="0.3", linestyle=styles[i % 3], linewidth=1.3, label=name, zorder=2)
-    ax.set_xticks(x, list(groups))
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylim(0, ymax)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="x", visible=False)
-    found = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    order = [*series, mark_label, *(lines or {})]  # bars, then marks, then guides
-    names = [n for n in dict.fromkeys(order) if n in found]
-    handles = [found[n] for n in names]
-    if legend == "below" and handles:
-        ax.figure.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize="small")
-    elif legend == "inside" and handles:
-        ax.legend(handles, names, loc="best", fontsize="small")
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def hbar_accuracies(
-    labels: Sequence[str],
-    series: dict[str, Sequence[tuple[int, int] | None]],
-    *,
-    refs: Sequence[float | None] | None = None,
-    ref_label: str = "chance",
-    hatched: Sequence[str] = (),
-    breaks: Sequence[int] = (),
-    xlabel: str = "accuracy",
-    ax: Axes | None = None,
-    title: str | None = None,
-) -> Axes:
-    """Accuracies as horizontal bars, one row per label (top to bottom) and one bar per series
-    in a row, each with its 95% Wilson interval (:func:`physlm.claims.wilson`) as error bar.
-
-    ``series`` maps a legend name to one ``(k, n)`` per label (None leaves a gap). ``refs`` (one
-    value or None per row) are black vertical ticks across the whole row, e.g. the row's chance
-    level, so a bar that stops short of its tick is below it. Series named in ``hatched`` are
-    drawn hatched (e.g. the book's own demonstration beside the paper's setups); a thin rule is
-    drawn above each row index in ``breaks`` (sections). Each bar ends in a dot, so an accuracy
-    of 0 still shows. On a figure of its own (``ax`` None) the legend goes below the plot.
-    """
-    from matplotlib.ticker import PercentFormatter
-
-    from physlm.claims import wilson
-
-    if not len(labels) or not series:
-        raise ValueError("need at least one label and one series")
-    for name, pairs in series.items():
-        if len(pairs) != len(labels):
-            raise ValueError(f"series {name!r} has {len(pairs)} entries for {len(labels)} labels")
-    if refs is not None and len(refs) != len(labels):
-        raise ValueError(f"refs has {len(refs)} entries for {len(labels)} labels")
-    unknown = [h for h in hatched if h not in series]
-    if unknown:
-        raise ValueError(f"hatched names {unknown} are not series: {list(series)}")
-    if any(not 0 < b < len(labels) for b in breaks):
-        raise ValueError(f"breaks must be row indices in 1..{len(labels) - 1}, got {list(breaks)}")
-    rows, per = len(labels), len(series)
-    own = ax is None
-    if own:
-        _, ax = plt.subplots(figsize=(7.0, 1.2 + rows * (0.22 + 0.2 * per)), layout="constrained")
-    colours = sns.color_palette("colorblind", n_colors=max(per, 1))
-    y = np.arange(rows, dtype=float)
-    h = 0.8 / per
-    for s, (name, pairs) in enumerate(series.items()):
-        ys, xs, err = [], [], []
-        for r, pair in enumerate(pairs):
-            if pair is None:
-                continue
-            k, n = int(pair[0]), int(pair[1])
-            lo, hi = wilson(k, n)
-            p = k / n
-            ys.append(y[r] + (s - (per - 1) / 2) * h)
-            xs.append(p)
-            err.append((max(p - lo, 0.0), max(hi - p, 0.0)))
-        if not ys:
-            continue
-        face = colours[s]
-        ax.barh(
-            ys,
-            xs,
-            height=h * 0.9,
-            color=face,
-            hatch="//" if name in hatched else None,
-            edgecolor="white" if name in hatched else None,
-            label=name,
-            zorder=3,
-        )
-        bars = ax.errorbar(
-            xs,
-            ys,
-            xerr=np.array(err).T,
-            fmt="o",
-            color=face,
-            markersize=4,
-            markeredgecolor="black",
-            ecolor="black",
-            elinewidth=1.2,
-            capsize=3,
-            zorder=4,
-        )
-        for artist in bars.get_children():  # a dot at 0% or 100% shows whole
-            artist.set_clip_on(False)
-    if refs is not None:
-        marked = False
-        for r, v in enumerate(refs):
-            if v is None:
-                continue
-            ax.vlines(
-                float(v),
-                y[r] - 0.45,
-                y[r] + 0.45,
-                colors="black",
-                linewidth=2.5,
-                zorder=5,
-                label="_nolegend_" if marked else ref_label,
-            )
-            marked = True
-    for b in breaks:
-        ax.axhline(b - 0.5, color="0.6", linewidth=1, zorder=1)
-    ax.set_yticks(y, list(labels))
-    ax.set_ylim(rows - 0.5, -0.5)
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="y", visible=False)
-    handles, names = ax.get_legend_handles_labels()
-    if handles:
-        if own:
-            ncol = 2 if len(handles) > 3 else len(handles)
-            ax.figure.legend(handles, names, loc="outside lower center", ncol=ncol)
-        else:
-            ax.legend(handles, names, loc="best", fontsize="small")
-    if title:
-        ax.set_title(title)
-    return ax

@@ -1,4 +1,4 @@
-"""House style, figure files and the bits-vs-params plot."""
+"""House style, figure files, bits vs params, grouped bars and the Part 1 / 3.1 drawings."""
 
 import matplotlib
 
@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 
 from physlm import plots  # noqa: E402
 
@@ -151,72 +152,6 @@ def test_bits_vs_params_rejects_bad_input():
         plots.bits_vs_params([{"params": 1.0, "bits": 0.0}], ref_bits_per_param=(), series=None)
 
 
-def test_paired_bars_heights_ratios_and_summary():
-    ax = plots.paired_bars(
-        ["r0", "r1", "mean"], [2.0, 3.0, 2.5], [1.0, 0.0, 0.5], names=("A", "B"), summary_last=True
-    )
-    heights = [p.get_height() for p in ax.patches]
-    assert heights == [2.0, 3.0, 2.5, 1.0, 0.0, 0.5]  # the first series' bars, then the second's
-    assert [t.get_text() for t in ax.texts] == ["2.00x", "n/a", "5.00x"]
-    assert [bool(p.get_hatch()) for p in ax.patches] == [False, False, True] * 2
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["r0", "r1", "mean"]
-    legend = ax.figure.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == ["A", "B"]
-    assert "A / B" in legend.get_title().get_text()
-    with pytest.raises(ValueError, match="equally long"):
-        plots.paired_bars(["a"], [1.0, 2.0], [1.0])
-    with pytest.raises(ValueError, match="two groups"):
-        plots.paired_bars(["a"], [1.0], [1.0], summary_last=True)
-
-
-def test_bars_with_marks_values_marks_and_lines():
-    ax = plots.bars_with_marks(
-        ["float", "int8", "int4"],
-        [1.1, 1.09, 0.01],
-        marks=[2.0, None, 0.7],
-        mark_label="paper",
-        lines={"data holds": 2.1},
-        fmt="{:.2f}",
-    )
-    assert [p.get_height() for p in ax.patches] == [1.1, 1.09, 0.01]
-    assert [t.get_text() for t in ax.texts] == ["1.10", "1.09", "0.01"]
-    (marks,) = [c for c in ax.collections if c.get_label() == "paper"]
-    centres = [(float(s[:, 0].mean()), float(s[0, 1])) for s in marks.get_segments()]
-    assert centres == [(0.0, 2.0), (2.0, 0.7)]
-    (floor,) = [line for line in ax.get_lines() if line.get_label() == "data holds"]
-    assert list(floor.get_ydata()) == [2.1, 2.1]
-    assert ax.get_ylim()[1] > 2.1
-    legend = [t.get_text() for t in ax.figure.legends[0].get_texts()]
-    assert legend == ["paper", "data holds"]
-    # A label whose bar ends just under a mark is lifted onto the mark, not hidden behind it.
-    ax2 = plots.bars_with_marks(["a", "b"], [1.0, 0.05], marks=[None, 0.1])
-    assert ax2.texts[1].xy[1] == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="equally long"):
-        plots.bars_with_marks(["a"], [1.0, 2.0])
-    with pytest.raises(ValueError, match="one entry per bar"):
-        plots.bars_with_marks(["a"], [1.0], marks=[1.0, 2.0])
-
-
-def test_wilson_bars_draw_each_accuracy_with_its_interval():
-    from physlm.claims import wilson
-
-    ax = plots.wilson_bars(
-        ["cut 0", "cut 8"],
-        {"ours": [(8, 10), (5, 10)], "other": [(2, 10), None]},
-        lines={"threshold": 0.9},
-    )
-    heights = [p.get_height() for p in ax.patches]
-    assert heights == [0.8, 0.5, 0.2]  # the gap leaves no bar
-    caps = ax.containers[1]  # the error bars of the first series
-    segs = caps.lines[2][0].get_segments()
-    lo, hi = wilson(8, 10)
-    np.testing.assert_allclose([segs[0][0][1], segs[0][1][1]], [lo, hi])
-    assert ax.get_ylim() == (0.0, 1.0)
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["threshold", "ours", "other"]
-    with pytest.raises(ValueError, match="entries"):
-        plots.wilson_bars(["a", "b"], {"x": [(1, 2)]})
-
-
 def test_parse_tree_draws_one_box_per_subtree_and_checks_the_ends():
     tokens = [1, 2, 3, 1]
     levels = [("level 1", ["A", "A", "B", "B"], [False, True, False, True])]
@@ -278,70 +213,281 @@ def test_probe_heatmaps_share_one_scale_write_every_cell_and_blank_empty_slots()
         plots.probe_heatmaps({}, rows=["r"], cols=["c"])
 
 
-def test_accuracy_bars_intervals_gaps_marks_and_a_legend_below():
+# -- grouped bars -----------------------------------------------------------------------------
+
+GROUPS = ["a", "b", "c"]
+ACC = {"ours": [(0, 10), (10, 10), (5, 10)], "other": [(2, 10), None, (7, 20)]}
+
+
+def _error_ends(ax, horizontal=False):
+    """(centre along the group axis, low end, high end) of every error bar, in drawing order."""
+    from matplotlib.container import ErrorbarContainer
+
+    out = []
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            for seg in c.lines[2][0].get_segments():
+                (x0, y0), (x1, y1) = seg
+                out.append((y0, x0, x1) if horizontal else (x0, y0, y1))
+    return out
+
+
+def _ticks(ax, label, horizontal=False):
+    """(centre along the group axis, value, half length) of each mark labelled ``label``."""
+    (marks,) = [c for c in ax.collections if c.get_label() == label]
+    out = []
+    for (x0, y0), (x1, y1) in marks.get_segments():
+        if horizontal:
+            out.append(((y0 + y1) / 2, x0, abs(y1 - y0) / 2))
+        else:
+            out.append(((x0 + x1) / 2, y0, abs(x1 - x0) / 2))
+    return out
+
+
+def _legend_names(legend):
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_accuracy_bars_heights_are_k_over_n_with_wilson_error_bars():
     from physlm.claims import wilson
 
-    fig, ax = plt.subplots(layout="constrained")
-    plots.accuracy_bars(
-        ["a", "b", "c"],
-        {"ours": [(0, 10), (10, 10), (5, 10)], "other": [(2, 10), None, (1, 10)]},
+    ax = plots.accuracy_bars(GROUPS, ACC, lines={"chance": 0.1})
+    pairs = [p for s in ACC.values() for p in s if p is not None]  # the gap draws no bar
+    assert [p.get_height() for p in ax.patches] == [k / n for k, n in pairs]
+    centres = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    ends = _error_ends(ax)
+    assert len(ends) == len(pairs)
+    for (x, lo, hi), centre, (k, n) in zip(ends, centres, pairs, strict=True):
+        assert x == pytest.approx(centre)
+        np.testing.assert_allclose([lo, hi], wilson(k, n))
+    # A dot at each bar's end, so that 0 of 10 still shows.
+    dots = np.concatenate(
+        [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)]
+    )
+    heights = [k / n for k, n in pairs]
+    np.testing.assert_allclose(dots, list(zip(centres, heights, strict=True)))
+    # Groups on the x axis, series side by side in each, a percent value axis over [0, 1].
+    assert [t.get_text() for t in ax.get_xticklabels()] == GROUPS
+    assert centres[0] < centres[1] < centres[2] and centres[0] < centres[3] < centres[1]
+    assert ax.get_ylim() == (0.0, 1.0)
+    assert ax.yaxis.get_major_formatter()(0.5, 0) == "50%"
+    assert ax.get_ylabel() == "accuracy"
+    (guide,) = [line for line in ax.get_lines() if line.get_label() == "chance"]
+    assert list(guide.get_ydata()) == [0.1, 0.1]
+    # Own figure: the legend goes below it, bars first, then guides.
+    assert ax.get_legend() is None
+    assert _legend_names(ax.figure.legends[0]) == ["ours", "other", "chance"]
+
+
+def test_accuracy_bars_marks_across_one_series_or_the_whole_group():
+    ax = plots.accuracy_bars(GROUPS, ACC, marks=[0.5, None, 0.9], mark_series="other")
+    other = [p for p in ax.patches if p.get_height() in (0.2, 0.35)]
+    assert [round(p.get_height(), 6) for p in other] == [0.2, 0.35]
+    ticks = _ticks(ax, "paper")
+    assert [v for _, v, _ in ticks] == [0.5, 0.9]
+    for (at, _, _), bar in zip(ticks, other, strict=True):
+        assert at == pytest.approx(bar.get_x() + bar.get_width() / 2)  # on that series' bar
+    # With no mark_series, a mark spans its whole group; the legend names it once.
+    ax2 = plots.accuracy_bars(GROUPS, ACC, marks=[None, 0.3, None], mark_label="chance")
+    ((at, value, half),) = _ticks(ax2, "chance")
+    assert (at, value) == (pytest.approx(1.0), 0.3) and half > 0.4
+    assert _legend_names(ax2.figure.legends[0]) == ["ours", "other", "chance"]
+
+
+def test_accuracy_bars_horizontal_rows_hatching_and_breaks():
+    from physlm.claims import wilson
+
+    ax = plots.accuracy_bars(
+        GROUPS,
+        ACC,
+        horizontal=True,
         marks=[0.5, None, 0.9],
-        mark_series="ours",
-        lines={"chance": 0.1},
+        mark_label="chance",
+        hatched=["other"],
+        breaks=[2],
+        axis_label="accuracy on P_test",
+    )
+    pairs = [p for s in ACC.values() for p in s if p is not None]
+    assert [p.get_width() for p in ax.patches] == [k / n for k, n in pairs]
+    assert [bool(p.get_hatch()) for p in ax.patches] == [False] * 3 + [True] * 2
+    assert [t.get_text() for t in ax.get_yticklabels()] == GROUPS
+    lo, hi = ax.get_ylim()
+    assert lo > hi  # the first group on top
+    rows = [p.get_y() + p.get_height() / 2 for p in ax.patches]
+    for (y, x0, x1), row, (k, n) in zip(_error_ends(ax, True), rows, pairs, strict=True):
+        assert y == pytest.approx(row)
+        np.testing.assert_allclose([x0, x1], wilson(k, n))
+    assert [(round(at, 6), v) for at, v, _ in _ticks(ax, "chance", True)] == [(0, 0.5), (2, 0.9)]
+    (rule,) = [line for line in ax.get_lines() if line.get_label() == "_break"]
+    assert list(rule.get_ydata()) == [1.5, 1.5]  # the break sits between rows b and c
+    assert ax.get_xlim() == (0.0, 1.0) and ax.get_xlabel() == "accuracy on P_test"
+    assert ax.xaxis.get_major_formatter()(1.0, 0) == "100%"
+    assert _legend_names(ax.figure.legends[0]) == ["ours", "other", "chance"]
+
+
+def test_accuracy_bars_legend_places_colours_and_axis_max():
+    fig, ax = plt.subplots()
+    plots.accuracy_bars(["x", "y"], {"s": [(1, 2), (2, 2)]}, legend="upper left", ax=ax)
+    assert _legend_names(ax.get_legend()) == ["s"] and not fig.legends
+    _, ax = plt.subplots()
+    plots.accuracy_bars(
+        ["x", "y"],
+        {"s": [(1, 4), (2, 4)]},
+        bar_colours=["red", "blue"],
+        legend=None,
+        axis_max=0.6,
         ax=ax,
     )
-    bars = [p.get_height() for p in ax.patches]
-    assert bars == [0.0, 1.0, 0.5, 0.2, 0.1]  # the gap leaves no bar
-    segs = ax.containers[1].lines[2][0].get_segments()  # the first series' error bars
-    assert segs[0][0][1] == 0.0  # k = 0: no negative error length, the bar starts at 0
-    np.testing.assert_allclose([segs[2][0][1], segs[2][1][1]], wilson(5, 10))
-    ticks = [c for c in ax.collections if c.get_label() == "paper"]
-    assert len(ticks) == 1 and len(ax.collections) >= 2  # two marks, one legend entry
-    assert ax.get_ylim() == (0.0, 1.0) and ax.get_legend() is None
-    names = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert names == ["ours", "other", "paper", "chance"]
-    _, ax1 = plt.subplots()
-    plots.accuracy_bars(
-        ["x", "y"], {"s": [(1, 2), (2, 2)]}, bar_colours=["red", "blue"], ax=ax1, legend=None
+    assert ax.get_legend() is None and not ax.figure.legends
+    assert [p.get_facecolor()[:3] for p in ax.patches] == [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
+    assert ax.get_ylim() == (0.0, 0.6)
+    fig, ax = plt.subplots(layout="constrained")
+    plots.accuracy_bars(["x"], {"s": [(1, 2)]}, ax=ax)
+    assert _legend_names(fig.legends[0]) == ["s"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"groups": []}, "groups"),
+        ({"series": {"x": [(1, 2)]}}, "series 'x' has 1 entries"),
+        ({"marks": [0.5]}, "marks"),
+        ({"marks": [0.5, 0.5], "mark_series": "y"}, "mark_series"),
+        ({"hatched": ["y"]}, "hatched"),
+        ({"breaks": [2]}, "breaks"),
+        ({"breaks": [0]}, "breaks"),
+        ({"bar_colours": ["red"]}, "bar_colours"),
+        ({"series": {"x": [(3, 2), (1, 2)]}}, "series 'x', group 'a'"),
+        ({"series": {"x": [(0, 0), (1, 2)]}}, "0 <= k <= n"),
+        ({"axis_max": 0.0}, "axis_max"),
+        ({"legend": "under"}, "legend"),
+    ],
+)
+def test_accuracy_bars_rejects_bad_input_naming_the_parameter(kwargs, message):
+    args = {"groups": ["a", "b"], "series": {"x": [(1, 2), (2, 2)]}, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        plots.accuracy_bars(args.pop("groups"), args.pop("series"), **args)
+
+
+def test_legend_below_needs_a_constrained_figure():
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match="legend='below'"):
+        plots.accuracy_bars(["x"], {"s": [(1, 2)]}, ax=ax)
+    with pytest.raises(ValueError, match="legend='below'"):
+        plots.value_bars(["x"], [1.0], ax=ax)
+
+
+def test_value_bars_write_each_value_and_lift_it_onto_a_close_mark():
+    values = [1.1, 1.09, 0.01]
+    ax = plots.value_bars(
+        ["float", "int8", "int4"],
+        values,
+        marks=[2.0, None, 0.7],
+        mark_label="paper",
+        lines={"data holds": 2.1},
+        fmt="{:.2f}",
+        axis_label="bits per parameter",
     )
-    assert ax1.patches[0].get_facecolor()[:3] == (1.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match="entries"):
-        plots.accuracy_bars(["a", "b"], {"x": [(1, 2)]}, ax=ax1)
-    with pytest.raises(ValueError, match="mark_series"):
-        plots.accuracy_bars(["a"], {"x": [(1, 2)]}, marks=[0.5], mark_series="y", ax=ax1)
-
-
-def test_hbar_accuracies_rows_intervals_refs_hatching_and_breaks():
-    from physlm.claims import wilson
-
-    ax = plots.hbar_accuracies(
-        ["a", "b", "c"],
-        {"ours": [(0, 10), (10, 10), (5, 10)], "demo": [(2, 10), None, (1, 10)]},
-        refs=[0.5, None, 0.9],
-        hatched=["demo"],
-        breaks=[2],
-        xlabel="accuracy on P_test",
+    assert [p.get_height() for p in ax.patches] == values
+    assert [t.get_text() for t in ax.texts] == [f"{v:.2f}" for v in values]
+    centres = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    assert [t.xy for t in ax.texts] == [(c, v) for c, v in zip(centres, values, strict=True)]
+    assert [(at, v) for at, v, _ in _ticks(ax, "paper")] == [(0.0, 2.0), (2.0, 0.7)]
+    (floor,) = [line for line in ax.get_lines() if line.get_label() == "data holds"]
+    assert list(floor.get_ydata()) == [2.1, 2.1]
+    assert (
+        ax.get_ylim()[0] == 0.0
+        and ax.get_ylim()[1] > 2.1
+        and ax.get_ylabel() == "bits per parameter"
     )
-    widths = [p.get_width() for p in ax.patches]
-    assert widths == [0.0, 1.0, 0.5, 0.2, 0.1]  # the gap leaves no bar
-    assert [p.get_hatch() for p in ax.patches] == [None, None, None, "//", "//"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
-    assert ax.get_ylim() == (2.5, -0.5)  # first label on top
-    segs = ax.containers[1].lines[2][0].get_segments()  # the first series' error bars
-    assert segs[0][0][0] == 0.0  # k = 0: the interval starts at 0, no negative length
-    np.testing.assert_allclose([segs[2][0][0], segs[2][1][0]], wilson(5, 10))
-    ticks = [c for c in ax.collections if c.get_label() == "chance"]
-    assert len(ticks) == 1 and ticks[0].get_segments()[0][0][0] == 0.5  # one legend entry
-    assert any(line.get_ydata()[0] == 1.5 for line in ax.get_lines())  # the break above "c"
-    assert ax.get_xlim() == (0.0, 1.0) and ax.get_legend() is None  # own figure: legend below
-    names = {t.get_text() for t in ax.figure.legends[0].get_texts()}
-    assert names == {"ours", "demo", "chance"}
-    _, ax1 = plt.subplots()
-    plots.hbar_accuracies(["x"], {"s": [(1, 2)]}, ax=ax1)
-    assert ax1.get_legend() is not None  # caller's axes: legend inside
-    with pytest.raises(ValueError, match="entries"):
-        plots.hbar_accuracies(["a", "b"], {"x": [(1, 2)]})
-    with pytest.raises(ValueError, match="hatched"):
-        plots.hbar_accuracies(["a"], {"x": [(1, 2)]}, hatched=["y"])
-    with pytest.raises(ValueError, match="breaks"):
-        plots.hbar_accuracies(["a"], {"x": [(1, 2)]}, breaks=[1])
+    # A single series stays out of the legend: marks, then guides.
+    assert _legend_names(ax.figure.legends[0]) == ["paper", "data holds"]
+    # A label whose bar ends just under a mark is lifted onto the mark, not hidden behind it.
+    ax2 = plots.value_bars(["a", "b"], [1.0, 0.05], marks=[None, 0.1], fmt="{:.0f}")
+    assert [t.get_text() for t in ax2.texts] == ["1", "0"]
+    assert ax2.texts[1].xy[1] == pytest.approx(0.1)
+    assert _error_ends(ax2) == []  # plain values carry no intervals
+
+
+def test_value_bars_ratio_labels_and_a_summary_group():
+    first, second = [2.0, 3.0, 2.5], [1.0, 0.0, 0.5]
+    ax = plots.value_bars(
+        ["r0", "r1", "mean"], {"A": first, "B": second}, annotate="ratio", summary_last=True
+    )
+    assert [p.get_height() for p in ax.patches] == first + second
+    expected = [f"{a / b:.2f}x" if b > 0 else "n/a" for a, b in zip(first, second, strict=True)]
+    assert [t.get_text() for t in ax.texts] == expected
+    assert [t.xy[1] for t in ax.texts] == [max(a, b) for a, b in zip(first, second, strict=True)]
+    assert [bool(p.get_hatch()) for p in ax.patches] == [False, False, True] * 2
+    ticks = ax.get_xticks()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["r0", "r1", "mean"]
+    assert ticks[2] - ticks[1] > ticks[1] - ticks[0]  # the summary is set apart
+    (rule,) = [line for line in ax.get_lines() if line.get_label() == "_break"]
+    assert ticks[1] < rule.get_xdata()[0] < ticks[2]
+    legend = ax.figure.legends[0]
+    assert _legend_names(legend) == ["A", "B"]
+    assert legend.get_title().get_text() == "above each pair: A / B"
+
+
+def test_value_bars_horizontal_labels_sit_past_the_bar_end():
+    ax = plots.value_bars(["x", "y"], {"s": [3.0, 5.0]}, horizontal=True, fmt="{:.1f}", legend=None)
+    assert [p.get_width() for p in ax.patches] == [3.0, 5.0]
+    rows = [p.get_y() + p.get_height() / 2 for p in ax.patches]
+    assert [t.xy for t in ax.texts] == [(3.0, rows[0]), (5.0, rows[1])]
+    assert [t.get_text() for t in ax.texts] == ["3.0", "5.0"]
+    assert ax.get_xlim()[1] > 5.0 and not ax.figure.legends
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"values": [1.0]}, "series '_values' has 1 entries"),
+        ({"annotate": "both"}, "annotate"),
+        ({"values": {"a": [1.0, 2.0]}, "annotate": "ratio"}, "exactly two series"),
+        ({"groups": ["a"], "values": [1.0], "summary_last": True}, "summary_last"),
+        ({"values": [1.0, float("nan")]}, "finite"),
+        ({"marks": [1.0]}, "marks"),
+        ({"legend": "outside"}, "legend"),
+    ],
+)
+def test_value_bars_rejects_bad_input_naming_the_parameter(kwargs, message):
+    args = {"groups": ["a", "b"], "values": [1.0, 2.0], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        plots.value_bars(args.pop("groups"), args.pop("values"), **args)
+
+
+def test_old_bar_helpers_are_gone():
+    for name in ("wilson_bars", "hbar_accuracies", "paired_bars", "bars_with_marks"):
+        assert not hasattr(plots, name)
+
+
+def test_value_bars_leave_room_for_labels_when_every_value_is_negative():
+    ax = plots.value_bars(["a", "b"], {"A": [-100.0, -40.0], "B": [-50.0, -80.0]}, annotate="ratio")
+    lo, hi = ax.get_ylim()
+    assert lo < -100.0 and hi >= 0.18 * 100.0  # the labels above 0 stay clear of the title
+    assert [t.get_text() for t in ax.texts] == ["n/a", "n/a"]
+    assert [t.xy[1] for t in ax.texts] == [0.0, 0.0]
+
+
+def test_accuracy_bars_clip_an_interval_that_runs_past_axis_max():
+    from matplotlib.container import ErrorbarContainer
+
+    fig, ax = plt.subplots(layout="constrained")
+    # 0 of 10 reaches about 28% at its upper end: past an axis that stops at 20%
+    plots.accuracy_bars(["a", "b"], {"s": [(0, 10), (1, 10)]}, axis_max=0.2, legend=None, ax=ax)
+    (errors,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert all(artist.get_clip_on() for artist in errors.get_children())
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert not dots.get_clip_on()  # the dots themselves are inside the axis
+    fig.canvas.draw()  # percent ticks on a short axis: each label distinct and exact
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    expected = [f"{100 * v:g}%" for v in ax.get_yticks()]
+    assert labels == expected and len(set(labels)) == len(labels)
+    assert plots._percent(-1e-12) == "0%" and plots._percent(0.125) == "12.5%"
+    # inside the axis, the ends and dots are drawn whole (a dot at 0% is not cut in half)
+    _, ax2 = plt.subplots(layout="constrained")
+    plots.accuracy_bars(["a"], {"s": [(0, 10)]}, legend=None, ax=ax2)
+    (errors,) = [c for c in ax2.containers if isinstance(c, ErrorbarContainer)]
+    assert not any(artist.get_clip_on() for artist in errors.get_children())
+    (dots,) = [c for c in ax2.collections if isinstance(c, PathCollection)]
+    assert not dots.get_clip_on()
