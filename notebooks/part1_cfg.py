@@ -672,7 +672,7 @@ acc = {cut: Acc(sum(res["correct"]), res["n"]) for cut, res in gen.items()}
 # the positive control of every comparison below: a model that generates valid sentences at least
 # half the time has learned enough of the grammar for its internals and its rivals to be compared
 learns = Requires(
-    f"GPT_rot learns the grammar (cut-0 accuracy {acc[0].value:.2f} >= 0.5)",
+    f"GPT_rot learns the grammar (cut-0 accuracy {acc[0].value:.0%} >= 50%)",
     acc[0].value >= 0.5,
 )
 ledger = Ledger("part1_cfg", scale)
@@ -827,7 +827,7 @@ ledger.score(
         learns,
         Requires(
             f"the noisy-data model learns the grammar (valid-prefix accuracy "
-            f"{noisy_valid:.2f} >= 0.5)",
+            f"{noisy_valid:.0%} >= 50%)",
             bool(noisy_valid >= 0.5),
         ),
     ],

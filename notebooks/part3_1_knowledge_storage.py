@@ -61,6 +61,7 @@ from physlm.claims import (
     Requires,
     close_chapter,
     compare,
+    percent,
     wilson,
 )
 from physlm.data.bios import ATTRIBUTES
@@ -697,7 +698,7 @@ def fact_acc(mean: float) -> Acc:
 MEMO_BAR = 0.9  # the memorisation row's `partly` bar: below it, extraction cannot be asked
 worst_memo = min(memorised.values())
 memorised_req = Requires(
-    f"biographies memorised (worst variant {worst_memo:.2f} >= {MEMO_BAR})",
+    f"biographies memorised (worst variant {percent(worst_memo)} >= {MEMO_BAR:.0%})",
     worst_memo >= MEMO_BAR,
 )
 # the positive control of every "fails" claim: some variant extracts with this very pipeline
@@ -706,8 +707,8 @@ AUG_PARTLY = 0.4 * AUG_PAPER  # the multi5+permute row's own `partly` bar
 if "multi5+permute" in ft_acc:
     aug = ft_acc["multi5+permute"]
     extracts_req = Requires(
-        f"a variant extracts here: multi5+permute P_test {aug.value:.2f} >= "
-        f"{AUG_PARTLY:.2f} (0.4 x the paper's {PAPER_FT['multi5+permute']}%)",
+        f"a variant extracts here: multi5+permute P_test {aug.value:.0%} >= "
+        f"{AUG_PARTLY:.0%} (0.4 x the paper's {PAPER_FT['multi5+permute']}%)",
         aug.value >= AUG_PARTLY,
     )
 else:
@@ -736,8 +737,8 @@ if "single" in plan.mixed_variants:
         Acc.of(mixed["test"]["mean"], qa_n),
         requires=[
             Requires(
-                f"mixed run memorises the biographies ({mixed['bio_accuracy']:.2f} >= "
-                f"{MEMO_BAR})",
+                f"mixed run memorises the biographies ({percent(mixed['bio_accuracy'])} >= "
+                f"{MEMO_BAR:.0%})",
                 mixed["bio_accuracy"] >= MEMO_BAR,
             )
         ],
@@ -766,7 +767,7 @@ if single is not None and "full" in single:
         Acc.of(full["test"]["mean"], qa_n),
         requires=[
             Requires(
-                f"full fine-tuning fits P_train ({full['train']['mean']:.2f} >= 0.9)",
+                f"full fine-tuning fits P_train ({full['train']['mean']:.0%} >= 90%)",
                 full["train"]["mean"] >= 0.9,
             ),
             memorised_req,
@@ -882,8 +883,8 @@ if len(plan.variants) >= 3:
         },
         requires=[
             Requires(
-                f"a Q-probe reads something: best ({q_best}) {q_acc[q_best].value:.2f} vs "
-                f"chance {q_chance.value:.2f}, >= 0.1 above and beyond the noise",
+                f"a Q-probe reads something: best ({q_best}) {q_acc[q_best].value:.0%} vs "
+                f"chance {q_chance.value:.0%}, >= 10 points above and beyond the noise",
                 bool(q_reads),
             ),
             memorised_req,
@@ -904,7 +905,7 @@ if plan.celebrities:
         },
         requires=[
             Requires(
-                f"minority biographies memorised ({minority_bio:.2f} >= {MEMO_BAR})",
+                f"minority biographies memorised ({percent(minority_bio)} >= {MEMO_BAR:.0%})",
                 minority_bio >= MEMO_BAR,
             ),
             extracts_req,
