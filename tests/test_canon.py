@@ -243,3 +243,25 @@ def test_greedy_generation_agrees_with_one_full_forward():
     with torch.no_grad():
         logits = model(full[:, :-1])
     assert torch.equal(logits[:, 3:].argmax(-1), gen)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_canon_run_resumes_to_the_uninterrupted_result(tmp_path, frozen):
+    """Canon weights (trained, or frozen and outside the optimizer) survive a checkpoint."""
+    from toydata import CountingData
+
+    from physlm.train import TrainConfig, train
+
+    cfg = llama_canon(16, n_layer=1, n_head=2, n_embd=32, block_size=16, canon_frozen=frozen)
+    tcfg = TrainConfig(steps=16, lr=3e-3, warmup_steps=2, log_every=4, checkpoint_every=8)
+    full, _ = train(cfg, tcfg, CountingData(), tmp_path / "full", progress=False)
+    train(cfg, tcfg, CountingData(), tmp_path / "cut", progress=False, stop_after=12)
+    resumed, _ = train(cfg, tcfg, CountingData(), tmp_path / "cut", progress=False)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert any("canon" in k for k in a) and list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    torch.manual_seed(tcfg.seed)  # the trainer seeds, then builds the model
+    init = GPT(cfg).state_dict()
+    moved = [not torch.equal(init[k], a[k]) for k in a if "canon" in k]
+    assert not any(moved) if frozen else all(moved)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("triton", reason="triton is not installed (the kernel needs it)")
+triton = pytest.importorskip("triton", reason="triton is not installed (the kernel needs it)")
 
 import physlm.kernels  # noqa: E402
 from physlm.model import canon_shifted_sum  # noqa: E402
@@ -129,3 +129,34 @@ def test_model_runs_the_kernel_on_cuda():
     from physlm.model import _fused_canon
 
     assert _fused_canon() is canon.canon_fused
+
+
+@pytest.mark.skipif(bool(os.environ.get("TRITON_INTERPRET")), reason="interpreter on: no compiler")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_kernels_compile_for_a_gpu_without_one(dtype):
+    """The interpreter runs kernels as Python, so it cannot catch what only the compiler
+    rejects; Triton compiles to an H100/H200 (sm_90) binary on a machine with no GPU."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from physlm.kernels import canon
+
+    shape = {"T": "i32", "M": "i32", "K": "constexpr", "RESIDUAL": "constexpr"}
+    blocks = {"BT": "constexpr", "BC": "constexpr"}
+    consts = {"K": 4, "RESIDUAL": True, "BT": canon.BLOCK_T, "BC": canon.BLOCK_C}
+    forward = ASTSource(
+        fn=canon._canon_forward,
+        signature={"x_ptr": f"*{dtype}", "w_ptr": "*fp32", "y_ptr": f"*{dtype}"} | shape | blocks,
+        constexprs=consts,
+    )
+    pointers = {"g_ptr": f"*{dtype}", "x_ptr": f"*{dtype}", "w_ptr": "*fp32"}
+    pointers |= {"gx_ptr": f"*{dtype}", "gw_ptr": "*fp32"}
+    wants = {"WANT_X": "constexpr", "WANT_W": "constexpr"}
+    backward = ASTSource(
+        fn=canon._canon_backward,
+        signature=pointers | shape | wants | blocks,
+        constexprs=consts | {"WANT_X": True, "WANT_W": True},
+    )
+    for source in (forward, backward):
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32))
+        assert compiled.asm["cubin"]
