@@ -265,3 +265,16 @@ def test_canon_run_resumes_to_the_uninterrupted_result(tmp_path, frozen):
     init = GPT(cfg).state_dict()
     moved = [not torch.equal(init[k], a[k]) for k in a if "canon" in k]
     assert not any(moved) if frozen else all(moved)
+
+
+def test_bench_canon_runs_and_reports_ratios(capsys):
+    from physlm.bench import canon as bench
+
+    tiny = ["--layers", "1", "--width", "32", "--batch", "2", "--seq", "8"]
+    assert bench.main([*tiny, "--rounds", "1", "--reps", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ratio conv1d/shifted-sum") == 3  # A/C, B, D
+    assert "canon ABCD" in out and "x1.000 of no canon" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--rounds", "0"])
+    assert "--rounds must be positive" in capsys.readouterr().err
