@@ -1,7 +1,9 @@
 """Content-addressed run cache: a finished run is loaded, an interrupted one resumes.
 
 A run's key hashes its model config, train config, data spec and the source of the code that
-shapes training (model, trainer, data generators), so any change there trains afresh. Its
+shapes training, so any change there trains afresh: the trainer, model, kernels, data
+generators and this module for every run, and for each run the module that defines its data
+source, its `build` hook (e.g. LoRA) and its evals. Its
 directory holds `config.json`, `metrics.jsonl`, `checkpoints/`, `model.safetensors` and `DONE`,
 which is written last and names the model's checksum: a partial run is never served.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -29,7 +32,16 @@ if TYPE_CHECKING:
     from physlm.data import BatchSource
 
 PACKAGE = Path(__file__).resolve().parent
-CODE_FILES = ("model.py", "train.py", "checkpoint.py", "data/*.py")
+CODE_FILES = (
+    "model.py",
+    "train.py",
+    "checkpoint.py",
+    "runs.py",
+    "kernels/**/*.py",
+    "data/**/*.py",
+)
+"""What every run executes, as globs under the package; a run adds the files of its own data
+source, build hook and evals (`run_sources`)."""
 DONE = "DONE"
 FINAL = "model.safetensors"
 
@@ -39,13 +51,62 @@ def default_root() -> Path:
     return Path(os.environ.get("PHYSLM_RUNS", PACKAGE.parent / "runs"))
 
 
-def code_version() -> str:
-    """Hash of the sources that decide what a run computes."""
+def _source_bytes(path: Path) -> bytes:
+    """A hashed file's content (one place to read it, so tests can simulate an edit)."""
+    return path.read_bytes()
+
+
+def core_sources() -> list[Path]:
+    """The package files every run executes (CODE_FILES)."""
+    return sorted({p for pattern in CODE_FILES for p in PACKAGE.glob(pattern)})
+
+
+def _defining_files(obj: object) -> list[Path]:
+    """Source files of the classes (with their bases) or function that `obj` is or runs."""
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        owners: list[object] = [obj]
+    else:
+        cls = obj if isinstance(obj, type) else type(obj)
+        owners = [c for c in cls.__mro__ if c is not object]
+    files = []
+    for owner in owners:
+        try:
+            files.append(Path(inspect.getsourcefile(owner)).resolve())
+        except TypeError:  # built in: nothing of ours to hash
+            continue
+    return files
+
+
+def run_sources(
+    data: BatchSource | None = None,
+    build: Callable[[], GPT] | None = None,
+    evals: dict[str, EvalFn] | None = None,
+) -> list[Path]:
+    """Every source file whose edit must retrain this run: the core plus the files defining
+    its data source, build hook and evals (wherever they live: package, tests, ...)."""
+    extra = [f for obj in (data, build, *(evals or {}).values()) if obj is not None
+             for f in _defining_files(obj)]  # fmt: skip
+    return sorted(set(core_sources()) | {f for f in extra if f.is_file()})
+
+
+def _label(path: Path) -> str:
+    """A file's name in the hash: relative to the package, so a checkout's location is not."""
+    for root in (PACKAGE, PACKAGE.parent):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def code_version(
+    data: BatchSource | None = None,
+    build: Callable[[], GPT] | None = None,
+    evals: dict[str, EvalFn] | None = None,
+) -> str:
+    """Hash of the sources that decide what a run computes (`run_sources`)."""
     h = hashlib.sha256()
-    for pattern in CODE_FILES:
-        for path in sorted(PACKAGE.glob(pattern)):
-            h.update(path.relative_to(PACKAGE).as_posix().encode())
-            h.update(path.read_bytes())
+    for path in run_sources(data, build, evals):
+        h.update(_label(path).encode())
+        h.update(_source_bytes(path))
     return h.hexdigest()[:16]
 
 
@@ -54,9 +115,15 @@ def run_key(
     train_cfg: TrainConfig,
     data: BatchSource,
     build_spec: dict | None = None,
+    build: Callable[[], GPT] | None = None,
+    evals: dict[str, EvalFn] | None = None,
 ) -> str:
-    payload = _config(model_cfg, train_cfg, data, build_spec)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    """The run's name in the cache: a hash of everything `_config` records."""
+    return _key_of(_config(model_cfg, train_cfg, data, build_spec, build, evals))
+
+
+def _key_of(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -76,14 +143,19 @@ class Run:
 
 
 def _config(
-    model_cfg: ModelConfig, train_cfg: TrainConfig, data: BatchSource, build_spec: dict | None
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: BatchSource,
+    build_spec: dict | None,
+    build: Callable[[], GPT] | None = None,
+    evals: dict[str, EvalFn] | None = None,
 ) -> dict:
     """What a run's key hashes and `config.json` records; `build` only for built models."""
     config = {
         "model": model_cfg.to_dict(),
         "train": train_cfg.to_dict(),
         "data": data.spec(),
-        "code": code_version(),
+        "code": code_version(data, build, evals),
     }
     if build_spec is not None:
         config["build"] = build_spec
@@ -153,7 +225,8 @@ def get_or_train(
     """
     if (build is None) != (build_spec is None):
         raise ValueError("get_or_train needs build and build_spec together, or neither")
-    key = run_key(model_cfg, train_cfg, data, build_spec)
+    config = _config(model_cfg, train_cfg, data, build_spec, build, evals)
+    key = _key_of(config)
     run_dir = Path(root or default_root()) / key
     if is_done(run_dir):
         model = GPT(model_cfg) if build is None else build()
@@ -169,7 +242,6 @@ def get_or_train(
         (run_dir / DONE).unlink()
     if state.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        config = _config(model_cfg, train_cfg, data, build_spec)
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, sort_keys=True))
     state.wait_for_everyone()
     model, metrics = train(
