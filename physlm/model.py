@@ -228,6 +228,7 @@ class _ShiftedSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
         x, weight = ctx.saved_tensors
+        grad = grad.contiguous()  # Canon-B's arrives permuted from the attention heads
         k, T = weight.shape[-1], x.shape[-2]
         w = _taps(weight, x.dtype, ctx.residual)
         lead = tuple(range(x.dim() - 1))
