@@ -123,7 +123,7 @@ class ManipulationScale:
 
 _PRESETS: dict[str, dict] = {
     "smoke": dict(finetune_epochs=1, finetune_qa_fraction="1/2", finetune_lr=1e-3, test_people=6),
-    "cpu": dict(finetune_epochs=12, finetune_qa_fraction="3/4", finetune_lr=2e-3, workers=2),
+    "cpu": dict(finetune_epochs=16, finetune_qa_fraction="3/4", finetune_lr=2e-3, workers=2),
     "gpu": dict(
         finetune_epochs=20,
         finetune_qa_fraction="4/5",
