@@ -6,6 +6,7 @@ physlm render                                  scorecard + HTML from stored note
 physlm bench NAME [ARGS...]                    run physlm.bench.NAME:main(argv)
 physlm train part3_3_capacity --scale gpu      train a chapter's runs into the run cache
                                                (also under `accelerate launch -m physlm ...`)
+physlm check-device                            on a CUDA machine: tests, MFU, benches, report
 """
 
 from __future__ import annotations
@@ -148,6 +149,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(bench_main(list(args.args)) or 0)
 
 
+def _cmd_check_device(args: argparse.Namespace) -> int:
+    from physlm import device_check
+
+    try:
+        return device_check.run(args)
+    except device_check.NoCuda as exc:
+        print(f"physlm check-device: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="physlm", description="Run the chapters and build the Physics of LMs companion book."
@@ -184,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="module name in physlm/bench")
     p.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to its main(argv)")
     p.set_defaults(func=_cmd_bench)  # dispatched in main(), outside the usage-error net
+
+    from physlm import device_check
+
+    p = sub.add_parser(
+        "check-device",
+        help="on a CUDA machine: CUDA tests, bf16 MFU, benches, smoke chapters; one report",
+        description=device_check.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    device_check.add_arguments(p)
+    p.set_defaults(func=_cmd_check_device)
     return parser
 
 
