@@ -184,8 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="scorecard + HTML from the stored notebooks (no execution)")
     p.set_defaults(func=_cmd_render)
 
-    p = sub.add_parser("train", help="train a chapter's runs into the run cache")
-    p.add_argument("name", help="chapter name, e.g. part3_3_capacity")
+    p = sub.add_parser(
+        "train",
+        help="train a chapter's runs into the run cache",
+        description="Train every run of a chapter into the run cache; executing the chapter "
+        "afterwards loads them instead of training.",
+        epilog="On several GPUs: `accelerate launch -m physlm train CHAPTER --scale gpu` (or "
+        "paper) trains each run on all processes (data parallel, the loss averaged over the "
+        "whole step's tokens), then `python -m physlm chapter CHAPTER --scale gpu` executes the "
+        "chapter from the filled cache. `physlm train tiny --scale smoke` trains one "
+        "seconds-long run: a check of the setup before a long launch.",
+    )
+    p.add_argument("name", help="chapter name, e.g. part3_3_capacity, or tiny")
     p.add_argument("--scale", type=_scale, required=True, help=scale_help)
     p.add_argument("--seed", type=int, default=0, help="the chapter's seed parameter")
     p.add_argument("--workers", type=int, default=None, help="parallel CPU workers")
