@@ -291,13 +291,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--compile", action="store_true", help="physlm with TrainConfig(compile=True)")
     p.add_argument(
+        "--profile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead of timing, profile N steps of each side (torch.profiler): where a "
+        "step's time goes, per phase and per op",
+    )
+    p.add_argument(
         "--hf-fused",
         action="store_true",
         help="transformers with torch's fused AdamW (its Trainer's default) instead of "
         "plain torch.optim.AdamW",
     )
     args = p.parse_args(argv)
-    for name in ("steps", "rounds", "threads"):
+    for name in ("steps", "rounds", "threads", "profile"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             p.error(f"--{name} must be positive, got {value}")
@@ -357,6 +365,59 @@ def run_bench(
         gemm_n,
         len(rates),
     )
+
+
+class ProfiledTokens(RandomTokens):
+    """RandomTokens that run `profiler` from the start of step `first` for `count` steps: the
+    steps of the real training loop, profiled from inside it."""
+
+    def __init__(self, *args, profiler, first: int, count: int, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.profiler, self.first, self.count = profiler, first, count
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        if step == self.first:
+            self.profiler.start()
+        elif step == self.first + self.count:
+            self.profiler.stop()
+        return super().batch(step)
+
+
+def phase_split(events, wall_us: float, steps: int) -> dict[str, float]:
+    """Microseconds per step: backward (autograd's per-node work), optimizer (AdamW's step),
+    the rest (forward, loss, clipping, the loop), and how much of the step is time inside aten
+    ops at all (self time), the remainder being Python and dispatch between them."""
+    backward = sum(
+        e.cpu_time_total for e in events if e.key.startswith("autograd::engine::evaluate_function")
+    )
+    optimizer = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#"))
+    in_ops = sum(e.self_cpu_time_total for e in events if e.key.startswith("aten::"))
+    return {
+        "step": wall_us / steps,
+        "backward": backward / steps,
+        "optimizer": optimizer / steps,
+        "forward, loss, clip, loop": (wall_us - backward - optimizer) / steps,
+        "inside aten ops (self)": in_ops / steps,
+    }
+
+
+def profile_sides(
+    cfg: ModelConfig, batch: int, seq: int, tcfg: TrainConfig, first: int, count: int
+) -> dict[str, tuple[dict[str, float], str]]:
+    """torch.profiler over `count` steps of each side: (phase split, top ops table)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out = {}
+    sides = {"physlm": run_physlm, "transformers": run_hf}
+    for name, side in sides.items():
+        prof = profile(activities=[ProfilerActivity.CPU])
+        data = ProfiledTokens(cfg.vocab_size, batch, seq, profiler=prof, first=first, count=count)
+        side(cfg, tcfg, data, first)
+        wall = (data.started[first + count] - data.started[first]) * 1e6
+        events = prof.key_averages()
+        table = events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=48)
+        out[name] = (phase_split(events, wall, count), table)
+    return out
 
 
 def report(res: BenchResult, cuda: bool) -> list[str]:
@@ -432,6 +493,17 @@ def main(argv: list[str] | None = None) -> int:
         f"compile={args.compile}, fused AdamW; transformers: sdpa attention, no KV cache, "
         f"{'fused' if args.hf_fused else 'plain'} torch.optim.AdamW"
     )
+    if args.profile is not None:
+        steps = max(steps, warmup + args.profile + 2)
+        tcfg = TrainConfig(
+            steps=steps, warmup_steps=warmup, checkpoint_every=steps, log_every=steps
+        )
+        for name, (phases, table) in profile_sides(
+            cfg, batch, seq, tcfg, warmup, args.profile
+        ).items():
+            print(f"\n{name}: " + ", ".join(f"{k} {v / 1e3:.2f} ms" for k, v in phases.items()))
+            print(table)
+        return 0
     res = run_bench(
         cfg,
         batch,
