@@ -143,7 +143,10 @@ def _run(name: str, fn: Callable[[Step], None]) -> Step:
         step.ok = False
         step.note = (step.note + "\n" if step.note else "") + traceback.format_exc(limit=6)
     step.seconds = round(time.perf_counter() - t0, 1)
-    print(f"   {'ok' if step.ok else 'FAILED'} in {step.seconds:.0f}s {step.figures}", flush=True)
+    brief = {k: v for k, v in step.figures.items() if k != "output"}
+    print(f"   {'ok' if step.ok else 'FAILED'} in {step.seconds:.0f}s {brief}", flush=True)
+    if step.figures.get("output"):
+        print(step.figures["output"], flush=True)
     return step
 
 

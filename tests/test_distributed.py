@@ -50,7 +50,9 @@ def launch(root: Path, processes: int = 2) -> subprocess.Popen:
         "--main_process_port", str(free_port()),
         "-m", "physlm", "train", "tiny", "--scale", "smoke",
     ]  # fmt: skip
-    env = {**os.environ, "PHYSLM_RUNS": str(root), "OMP_NUM_THREADS": "1"}
+    # On the CPU even where GPUs exist: the comparison is of float32 arithmetic, not bf16.
+    env = {**os.environ, "PHYSLM_RUNS": str(root), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -131,6 +133,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     and relaunched, and a copy of the killed run resumed by one process."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    cpu_only = pytest.MonkeyPatch()
+    cpu_only.setattr(torch.cuda, "is_available", lambda: False)  # the reference as well
     try:
         base = tmp_path_factory.mktemp("dist")
         out = {name: base / name for name in ("one", "two", "killed", "to_one")}
@@ -144,6 +148,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         out["killed_log"] = finish(relaunch)
         return out
     finally:
+        cpu_only.undo()
         torch.set_num_threads(threads)
 
 
@@ -197,6 +202,7 @@ def test_one_process_never_reduces(monkeypatch, tmp_path):
         raise AssertionError("a single process called all_reduce")
 
     monkeypatch.setattr(torch.distributed, "all_reduce", refuse)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     short = TrainConfig(steps=3, log_every=1)
     run = get_or_train(MODEL_CFG, short, DATA, root=tmp_path, progress=False)
     assert [m["step"] for m in run.metrics] == [1, 2, 3]
