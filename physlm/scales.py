@@ -385,7 +385,7 @@ _register_part1(
     shape=Shape(4, 4, 64),
     batch_size=32,
     seq_len=64,
-    steps=700,
+    steps=1200,
     lr=3e-3,
     warmup_steps=100,
     cut=8,
