@@ -34,17 +34,22 @@ class CountingRows:
             seed,
         )
 
+    kind = "counting-rows"
+
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         start = torch.randint(0, self.vocab_size, (self.batch_size, 1), generator=g)
         seq = (start + torch.arange(self.seq_len + 1)) % self.vocab_size
+        return {"x": seq[:, :-1], "y": seq[:, 1:], "mask": self.loss_mask(g)}
+
+    def loss_mask(self, g: torch.Generator) -> torch.Tensor:
+        """Row r's loss covers its first L_r targets (drawn after the starts, from `g`)."""
         lengths = torch.randint(1, self.seq_len + 1, (self.batch_size, 1), generator=g)
-        mask = torch.arange(self.seq_len) < lengths
-        return {"x": seq[:, :-1], "y": seq[:, 1:], "mask": mask}
+        return torch.arange(self.seq_len) < lengths
 
     def spec(self) -> dict:
         return {
-            "kind": "counting-rows",
+            "kind": self.kind,
             "vocab_size": self.vocab_size,
             "batch_size": self.batch_size,
             "seq_len": self.seq_len,
