@@ -917,3 +917,34 @@ def probe_heatmaps(
             ax.set_ylabel(ylabel)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85, label=cbar_label)
     return fig
+
+
+def loss_curves(
+    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    axis_label: str = "training loss",
+    log_loss: bool = False,
+    styles: dict[str, dict[str, Any]] | None = None,
+    legend: str | None = "below",
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """One line per run of its logged loss against the optimizer step: ``curves`` maps a legend
+    name to (steps, losses). Runs compared at equal steps share the x axis. ``styles`` gives a
+    run's line keywords (e.g. one colour per family, dashed for a variant)."""
+    for name, (steps, losses) in curves.items():
+        if len(steps) != len(losses) or not len(steps):
+            raise ValueError(f"curve {name!r} needs as many steps as losses (and at least one)")
+    ax, _ = _own_axes(ax)
+    for name, (steps, losses) in curves.items():
+        ax.plot(steps, losses, label=name, **{"linewidth": 1.4, **(styles or {}).get(name, {})})
+    if log_loss:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(axis_label)
+    ax.xaxis.set_major_formatter(FuncFormatter(_short_number))
+    handles, labels = ax.get_legend_handles_labels()
+    _place_legend(ax, handles, labels, legend)
+    if title:
+        ax.set_title(title)
+    return ax

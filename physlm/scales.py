@@ -441,3 +441,127 @@ def _bench_train() -> dict:
 
 
 BENCH_TRAIN = _bench_train()
+
+
+# -------------------------------------------------------------------------------- Part 4.1
+
+
+@dataclass(frozen=True)
+class CanonScale:
+    """Part 4.1 at one scale: Brevo's graph size, one model shape for every variant, budgets.
+
+    `variants` name entries of `physlm.experiments.part4_1.VARIANTS` (position encoding and
+    Canon switches); every variant trains on identical data for one seed.
+    """
+
+    scale: str
+    max_nodes: int  # Brevo's N: graphs of 3..N nodes in training, n = N and N/2 at test
+    shape: Shape
+    batch_size: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    test_instances: int  # held-out graphs per test size
+    variants: tuple[str, ...]
+    max_params: int
+    threads: int | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_nodes", "batch_size", "steps", "test_instances"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.max_nodes < 6:
+            raise ValueError(
+                f"max_nodes must be at least 6 (tests at N and N/2), got {self.max_nodes}"
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ValueError("lr must be > 0, weight_decay and warmup_steps >= 0")
+        if self.shape.approx_params() > self.max_params:
+            raise ValueError(
+                f"shape {self.shape.label()} (~{self.shape.approx_params():,} parameters) is too "
+                f"large for scale {self.scale!r} (at most {self.max_params:,})"
+            )
+
+    @property
+    def test_sizes(self) -> tuple[int, int]:
+        """The paper's test size n = N, and half of it."""
+        return self.max_nodes, self.max_nodes // 2
+
+
+_PART4_1: dict[str, CanonScale] = {}
+
+
+def part4_1(scale: str, steps: int | None = None) -> CanonScale:
+    """The Part 4.1 plan at `scale`, optionally with another number of training steps."""
+    plan = _PART4_1[check_scale(scale)]
+    return replace(plan, steps=steps) if steps is not None else plan
+
+
+def _register_part4_1(**kw) -> None:
+    _PART4_1[kw["scale"]] = CanonScale(**kw)
+
+
+_CANON_MAIN = ("RoPE", "RoPE + Canon", "NoPE", "NoPE + Canon")
+_CANON_ABLATIONS = ("NoPE + Canon-A", "NoPE + Canon-AC", "NoPE + Canon (no residual)",
+                    "NoPE + Canon (frozen)")  # fmt: skip
+_register_part4_1(
+    scale="smoke",
+    max_nodes=6,
+    shape=Shape(1, 2, 32),
+    batch_size=8,
+    steps=20,
+    lr=2e-3,
+    warmup_steps=5,
+    weight_decay=0.03,
+    test_instances=16,
+    variants=_CANON_MAIN + _CANON_ABLATIONS,
+    max_params=100_000,
+    threads=1,
+    workers=1,
+)
+_register_part4_1(
+    scale="cpu",
+    max_nodes=8,
+    shape=Shape(3, 4, 96),
+    batch_size=32,
+    steps=1000,
+    lr=2e-3,
+    warmup_steps=100,
+    weight_decay=0.03,
+    test_instances=400,
+    variants=_CANON_MAIN,
+    max_params=1_000_000,
+    threads=1,
+    workers=2,
+)
+# One GPU: Brevo1 at the paper's smallest N with its smallest model (8L512D), a tenth of its steps.
+_register_part4_1(
+    scale="gpu",
+    max_nodes=70,
+    shape=Shape(8, 8, 512),
+    batch_size=256,
+    steps=15_000,
+    lr=1e-3,
+    warmup_steps=1000,
+    weight_decay=0.03,
+    test_instances=1000,
+    variants=_CANON_MAIN + _CANON_ABLATIONS,
+    max_params=50_000_000,
+)
+# The paper (Sec. 3, App. A): Brevo1 N = 110 with 12L768D, batch 256, 100K steps.
+_register_part4_1(
+    scale="paper",
+    max_nodes=110,
+    shape=Shape.gpt2(12, 12),
+    batch_size=256,
+    steps=100_000,
+    lr=1e-3,
+    warmup_steps=1000,
+    weight_decay=0.03,
+    test_instances=2000,
+    variants=_CANON_MAIN + _CANON_ABLATIONS,
+    max_params=10**9,
+)

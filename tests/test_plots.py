@@ -491,3 +491,19 @@ def test_accuracy_bars_clip_an_interval_that_runs_past_axis_max():
     assert not any(artist.get_clip_on() for artist in errors.get_children())
     (dots,) = [c for c in ax2.collections if isinstance(c, PathCollection)]
     assert not dots.get_clip_on()
+
+
+def test_loss_curves_draw_each_run_at_its_steps():
+    from physlm.plots import loss_curves
+
+    ax = loss_curves({"a": ([10, 20, 30], [3.0, 2.0, 1.5]), "b": ([10, 20], [2.5, 0.5])},
+                     log_loss=True, styles={"b": {"linestyle": "--"}})  # fmt: skip
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert list(lines) == ["a", "b"]
+    assert list(lines["b"].get_xdata()) == [10, 20] and list(lines["b"].get_ydata()) == [2.5, 0.5]
+    assert lines["b"].get_linestyle() == "--" and lines["a"].get_linestyle() == "-"
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "optimizer step"
+    assert ax.figure.legends  # below the axes
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="curve 'c'"):
+        loss_curves({"c": ([1, 2], [1.0])})

@@ -25,6 +25,7 @@ import physlm.experiments.part1 as e1
 import physlm.experiments.part3_1 as e31
 import physlm.experiments.part3_2 as e32
 import physlm.experiments.part3_3 as e33
+import physlm.experiments.part4_1 as e41
 import physlm.runs as runs
 from physlm.memory import (
     GPU_BYTES,
@@ -34,7 +35,7 @@ from physlm.memory import (
     training_memory,
 )
 from physlm.model import GPT, ModelConfig, lm_loss
-from physlm.scales import part1, part3_3
+from physlm.scales import part1, part3_3, part4_1
 
 PEOPLE_CAP = 10_000  # the gpu presets' population
 PAPER_GPUS = 8  # the paper scale trains data-parallel on one 8-GPU node: rows per GPU / 8
@@ -99,7 +100,7 @@ class Shrinker:
 @pytest.fixture
 def shrinker(tmp_path, monkeypatch):
     s = Shrinker(tmp_path)
-    for module in (e1, e31, e32, e33):
+    for module in (e1, e31, e32, e33, e41):
         monkeypatch.setattr(module, "get_or_train", s)
     items = e31.p31_items
     made: dict = {}
@@ -159,8 +160,14 @@ def run_part3_2(scale: str) -> None:
         e32.finetune(plan, reverse)  # its parent (Part 3.1's, or the reverse one), then it
 
 
+def run_part4_1(scale: str) -> None:
+    plan = part4_1(scale)
+    for v in plan.variants:  # every position encoding and Canon switch, on Brevo of N nodes
+        e41.train_variant(plan, v, progress=False)
+
+
 CHAPTERS = {"part1": run_part1, "part3_1": run_part3_1, "part3_2": run_part3_2,
-            "part3_3": run_part3_3}  # fmt: skip
+            "part3_3": run_part3_3, "part4_1": run_part4_1}  # fmt: skip
 
 
 @pytest.mark.parametrize("scale", ["gpu", "paper"])
