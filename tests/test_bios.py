@@ -427,3 +427,27 @@ def test_spec_names_everything_that_changes_the_data():
                    dict(fullname=True), dict(order="fixed"), dict(bios_per_row=2)):
         assert small(**change).spec() != a
     assert small(junk_fraction=0.875).spec()["junk_fraction"] == "7/8"
+
+
+def test_a_population_can_avoid_the_names_of_another():
+    """Names that would collide are redrawn; a population that meets none draws what it would
+    alone (same names, same attributes, same batches)."""
+    from physlm.data.bios import bios_world, sample_people
+
+    world = bios_world()
+    other = sample_people(3000, 5, world).name_ids()
+    free = BioSStream(n_people=500, exposures=2, batch_size=2, seq_len=512, seed=9)
+    assert not np.intersect1d(free.people.name_ids(), other).size  # no collision to begin with
+    kept = BioSStream(n_people=500, exposures=2, batch_size=2, seq_len=512, seed=9,
+                      avoid=(3000, 5))  # fmt: skip
+    assert np.array_equal(kept.people.name_ids(), free.people.name_ids())
+    assert np.array_equal(kept.people.birth_city, free.people.birth_city)
+    assert torch.equal(kept.batch(3)["x"], free.batch(3)["x"])
+    # a forced collision: this population's own names are the ones to avoid
+    clash = BioSStream(n_people=500, exposures=2, batch_size=2, seq_len=512, seed=9,
+                       avoid=(500, 9))  # fmt: skip
+    assert not np.intersect1d(clash.people.name_ids(), free.people.name_ids()).size
+    assert len(np.unique(clash.people.name_ids())) == 500
+    assert kept.spec() != free.spec()  # the run cache tells them apart
+    with pytest.raises(ValueError, match="avoid must be"):
+        BioSStream(n_people=5, exposures=1, batch_size=1, seq_len=512, avoid=(0, 1))

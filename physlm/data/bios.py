@@ -465,6 +465,9 @@ class BioSConfig:
     junk_people: None for fresh random junk people at every junk biography (bioS(N') with N'
     huge), or N' for a fixed junk population (Result 11's repetitive junk, N' = 1K).
     domain_token: put ``<dom>`` before every useful biography (Part 3.3 Result 12).
+    avoid: (n_people, seed) of another population whose full names this one never takes, so two
+    populations can share one pretraining (Part 3.1 Sec. 7); names are redrawn only where they
+    would collide, so a population that meets none draws exactly what it would alone.
     """
 
     n_people: int
@@ -480,6 +483,7 @@ class BioSConfig:
     junk_fraction: str = "0"
     junk_people: int | None = None
     domain_token: bool = False
+    avoid: tuple[int, int] | None = None
 
     def __post_init__(self):
         def positive(name, allow_none=False):
@@ -506,6 +510,12 @@ class BioSConfig:
         object.__setattr__(self, "junk_fraction", str(parse_fraction(self.junk_fraction)))
         if self.junk_people is not None and self.junk_fraction == "0":
             raise ValueError("junk_people needs junk_fraction > 0")
+        if self.avoid is not None:
+            a = tuple(self.avoid)
+            if len(a) != 2 or any(isinstance(v, bool) or not isinstance(v, int | np.integer)
+                                  or v < 0 for v in a) or a[0] < 1:
+                raise ValueError(f"avoid must be (n_people >= 1, seed >= 0), got {self.avoid!r}")
+            object.__setattr__(self, "avoid", (int(a[0]), int(a[1])))
 
 
 class BioSStream:
@@ -528,7 +538,12 @@ class BioSStream:
         self.junk = parse_fraction(c.junk_fraction)
         self.schedule = ExposureSchedule(c.n_people, c.batch_size, self.bios_per_row, c.seed,
                                          self.junk)
-        self.people = sample_people(c.n_people, c.seed, self.world)
+        taken = None
+        if c.avoid is not None:
+            taken = sample_people(c.avoid[0], c.avoid[1], self.world).name_ids()
+            if c.n_people + taken.size > self.world.n0:
+                raise ValueError("n_people plus the avoided population exceeds the name space")
+        self.people = sample_people(c.n_people, c.seed, self.world, exclude=taken)
         self.junk_pool: BioSPeople | None = None
         if c.junk_people is not None:
             self.junk_pool = sample_people(c.junk_people, c.seed, self.world, _T_JPEOPLE,

@@ -354,8 +354,9 @@ def bios_stream(
     rows: int | None = None,
     seed_offset: int = 0,
     people: int | None = None,
+    avoid: tuple[int, int] | None = None,
 ) -> BioSStream:
-    """The pretraining biographies of one population."""
+    """The pretraining biographies of one population (`avoid`: see `BioSConfig`)."""
     return BioSStream(
         n_people=plan.people if people is None else people,
         exposures=plan.exposures,
@@ -363,6 +364,7 @@ def bios_stream(
         seq_len=plan.seq_len(variant),
         seed=plan.seed + seed_offset,
         bios_per_row=plan.bios_per_row,
+        avoid=avoid,
         **variant_options(variant),
     )
 
@@ -402,13 +404,21 @@ class TwoPopulations:
 
 
 def celebrity_streams(plan: KnowledgeScale) -> tuple[BioSStream, BioSStream]:
-    """(celebrities, minority): the minority is the baseline variant's population itself."""
+    """(celebrities, minority): the minority is the baseline variant's population itself; the
+    celebrities' names avoid the minority's (at the paper's 100,000 + 100,000 people some would
+    collide; where none does, the draw is what it would be alone)."""
     seq = max(plan.seq_len(plan.celebrity_variant), plan.seq_len(plan.minority_variant))
     minority = replace_seq(bios_stream(plan, plan.minority_variant), seq)
     rows = max(1, round(plan.rows * plan.celebrities / plan.people))
-    celebs = replace_seq(
-        bios_stream(plan, plan.celebrity_variant, rows, seed_offset=1, people=plan.celebrities), seq
+    celebs = bios_stream(
+        plan,
+        plan.celebrity_variant,
+        rows,
+        seed_offset=1,
+        people=plan.celebrities,
+        avoid=(minority.config.n_people, minority.config.seed),
     )
+    celebs = replace_seq(celebs, seq)
     return celebs, minority
 
 
