@@ -1,4 +1,4 @@
-"""`config_from`: a stream takes a config object or keyword arguments, never both."""
+"""`config_from` (a config object or keyword arguments, never both) and `padded_batch`."""
 
 from dataclasses import dataclass
 
@@ -32,3 +32,14 @@ def test_fit_per_row_counts_whole_biographies_and_names_the_parameter():
         fit_per_row(20, 30, None)
     with pytest.raises(ValueError, match="bios_per_row=4 may not fit"):
         fit_per_row(100, 30, 4)
+
+
+def test_padded_batch_puts_the_loss_on_the_flagged_tokens_only():
+    from physlm.data import padded_batch
+
+    b = padded_batch([([5, 6, 7, 8], [False, False, True, True]), ([5, 9], [False, True])], 0)
+    assert b["x"].tolist() == [[5, 6, 7], [5, 9, 0]]
+    assert b["y"].tolist() == [[6, 7, 8], [9, 0, 0]]
+    assert b["mask"].tolist() == [[False, True, True], [True, False, False]]
+    with pytest.raises(ValueError, match="sample 0 has 2 tokens but 1 target flags"):
+        padded_batch([([1, 2], [True])], 0)

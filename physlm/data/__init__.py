@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["BatchSource", "config_from", "make_batch"]
+__all__ = ["BatchSource", "config_from", "easy_first_sizes", "make_batch", "padded_batch"]
 
 C = TypeVar("C")
 
@@ -47,6 +47,33 @@ def make_batch(rows: np.ndarray | torch.Tensor, pad_id: int) -> dict[str, torch.
     return {"x": x, "y": y, "mask": y != pad_id}
 
 
+def padded_batch(samples: list[tuple[list[int], list[bool]]], pad_id: int) -> dict:
+    """One sample per row, padded to the longest: ``samples`` are (tokens, is-target flags).
+
+    The loss counts where a token is a target (at the position that predicts it), so a step
+    costs what its longest sample needs and padding is never learned.
+    """
+    width = max(len(ids) for ids, _ in samples)
+    rows = np.full((len(samples), width), pad_id, dtype=np.int64)
+    keep = np.zeros((len(samples), width - 1), dtype=bool)
+    for r, (ids, target) in enumerate(samples):
+        if len(target) != len(ids):
+            raise ValueError(f"sample {r} has {len(ids)} tokens but {len(target)} target flags")
+        rows[r, : len(ids)] = ids
+        keep[r, : len(ids) - 1] = target[1:]  # position t predicts token t + 1
+    out = make_batch(rows, pad_id)
+    out["mask"] = torch.from_numpy(keep)
+    return out
+
+
+def easy_first_sizes(max_size: int) -> np.ndarray:
+    """P(n) for n = 3..N, proportional to 1 / (n + sqrt(N)): Part 4.1's easy-first curriculum
+    (App. A), under which small instances are common and n = N is the rarest."""
+    n = np.arange(3, max_size + 1, dtype=np.float64)
+    w = 1.0 / (n + np.sqrt(max_size))
+    return w / w.sum()
+
+
 def config_from(cls: type[C], config: C | None, kwargs: dict) -> C:
     """A stream's config: the one passed, or one built from keyword arguments (not both)."""
     if config is None:
@@ -75,4 +102,3 @@ def fit_per_row(seq_len: int, slot: int, requested: int | None) -> int:
             f"biographies of up to {slot} tokens always fit"
         )
     return requested
-

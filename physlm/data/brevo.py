@@ -24,19 +24,19 @@ function of (seed, step), and every architecture trained with one seed sees iden
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from physlm.data import make_batch
+from physlm.data import config_from, easy_first_sizes, padded_batch
 from physlm.data.vocab import Vocab
 
 VERSION = "brevo-1"
 QUERY, ANSWER = "<query>", "<answer>"
 MAX_DEGREE = 4  # parents and children per node (Part 4.1 App. A.2)
 _TEST_STREAM = 1 << 30  # test instances come from another part of the seed space than training
+size_weights = easy_first_sizes  # P(n) of the training graphs, n = 3..N
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,6 @@ class BrevoInstance:
     @property
     def n(self) -> int:
         return len(self.names)
-
-
-def size_weights(max_nodes: int) -> np.ndarray:
-    """P(n) for n = 3..N, proportional to 1 / (n + sqrt(N))."""
-    n = np.arange(3, max_nodes + 1, dtype=np.float64)
-    w = 1.0 / (n + math.sqrt(max_nodes))
-    return w / w.sum()
 
 
 def draw_instance(rng: np.random.Generator, n: int, max_nodes: int) -> BrevoInstance:
@@ -141,13 +134,11 @@ class BrevoStream:
     """Brevo samples as a `physlm.data.BatchSource` (see the module docstring)."""
 
     def __init__(self, config: BrevoConfig | None = None, **kwargs) -> None:
-        if config is not None and kwargs:
-            raise ValueError("pass either a BrevoConfig or keyword arguments, not both")
-        self.config = config or BrevoConfig(**kwargs)
+        self.config = config_from(BrevoConfig, config, kwargs)
         self.vocab = brevo_vocab(self.config.max_nodes)
         self.vocab_size = len(self.vocab)
         self.block_size = max_sample_len(self.config.max_nodes)
-        self._weights = size_weights(self.config.max_nodes)
+        self._weights = easy_first_sizes(self.config.max_nodes)
         self._node0 = self.vocab.id("n0")
 
     def spec(self) -> dict:
@@ -179,16 +170,9 @@ class BrevoStream:
         samples = []
         for r in range(self.config.batch_size):
             inst = self.instance(step, r)
-            samples.append((self.prompt(inst), self.answer(inst)))
-        width = max(len(p) + len(a) for p, a in samples)
-        rows = np.full((len(samples), width), self.vocab.pad_id, dtype=np.int64)
-        keep = np.zeros((len(samples), width - 1), dtype=bool)
-        for r, (p, a) in enumerate(samples):
-            rows[r, : len(p) + len(a)] = p + a
-            keep[r, len(p) - 1 : len(p) + len(a) - 1] = True  # targets: the answer and <eos>
-        out = make_batch(rows, self.vocab.pad_id)
-        out["mask"] = torch.from_numpy(keep)
-        return out
+            p, a = self.prompt(inst), self.answer(inst)
+            samples.append((p + a, [False] * len(p) + [True] * len(a)))  # the answer and <eos>
+        return padded_batch(samples, self.vocab.pad_id)
 
 
 def check_answer(prompt: list[int], reply: list[int], vocab: Vocab) -> bool:

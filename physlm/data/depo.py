@@ -22,13 +22,12 @@ query per prompt (`prompt`), at hop counts the chapter picks (the paper: powers 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from physlm.data import make_batch
+from physlm.data import config_from, easy_first_sizes, padded_batch
 from physlm.data.vocab import Vocab
 
 VERSION = "depo-1"
@@ -88,18 +87,14 @@ class DepoStream:
     """Depo samples as a `physlm.data.BatchSource` (see the module docstring)."""
 
     def __init__(self, config: DepoConfig | None = None, **kwargs) -> None:
-        if config is not None and kwargs:
-            raise ValueError("pass either a DepoConfig or keyword arguments, not both")
-        self.config = c = config or DepoConfig(**kwargs)
+        self.config = c = config_from(DepoConfig, config, kwargs)
         words = [f"s{i}" for i in range(c.symbols)] + [f"e{i}" for i in range(c.symbols)]
         hops = [f"<hop{k}>" for k in range(1, c.max_hops + 1)]
         self.vocab = Vocab(words, extra_specials=(ANSWER, *hops))
         self.vocab_size = len(self.vocab)
         self._sym0, self._end0 = self.vocab.id("s0"), self.vocab.id("e0")
         self._hop = {k: self.vocab.id(f"<hop{k}>") for k in range(1, c.max_hops + 1)}
-        n = np.arange(3, c.max_nodes + 1, dtype=np.float64)
-        w = 1.0 / (n + math.sqrt(c.max_nodes))
-        self._weights = w / w.sum()
+        self._weights = easy_first_sizes(c.max_nodes)
         per_edge, per_query = 2 * c.max_word, 2 * c.max_word + 2
         self.block_size = 1 + c.max_nodes * per_edge + QUERIES * per_query + 1
 
@@ -169,12 +164,4 @@ class DepoStream:
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         samples = [self.sample(self.instance(step, r)) for r in range(self.config.batch_size)]
-        width = max(len(ids) for ids, _ in samples)
-        rows = np.full((len(samples), width), self.vocab.pad_id, dtype=np.int64)
-        keep = np.zeros((len(samples), width - 1), dtype=bool)
-        for r, (ids, target) in enumerate(samples):
-            rows[r, : len(ids)] = ids
-            keep[r, : len(ids) - 1] = target[1:]  # position t predicts token t + 1
-        out = make_batch(rows, self.vocab.pad_id)
-        out["mask"] = torch.from_numpy(keep)
-        return out
+        return padded_batch(samples, self.vocab.pad_id)
