@@ -21,13 +21,13 @@ from physlm.measure.generation import (
     cfg_generation_accuracy,
     collision_support,
     exact_match,
+    greedy_grouped,
     sample,
 )
 from physlm.model import GPT, ModelConfig
 
 GRAMMAR = random_grammar(3, sizes=(1, 2, 2, 2), num_rules=(2, 2))
 TOK = CFGTokens(GRAMMAR.num_terminals)
-
 
 
 class GrammarLaw(nn.Module):
@@ -146,6 +146,21 @@ def test_exact_match_on_copier():
     assert exact_match(model, prompts, half, batch_size=1) == 0.5
     with pytest.raises(ValueError):
         exact_match(model, prompts, right[:2])
+
+
+def test_greedy_grouped_keeps_the_order_and_runs_a_batch_to_its_largest_count():
+    model = CopyFirst()
+    prompts = [[3, 1], [5, 2, 2], [7], [4, 4], [6, 1]]
+    counts = [2, 1, 3, 1, 4]
+    got = greedy_grouped(model, prompts, counts, batch_size=2)  # a batch runs to its largest
+    assert all(
+        g[:c] == [p[0]] * c and len(g) >= c for g, p, c in zip(got, prompts, counts, strict=True)
+    )
+    alone = greedy_grouped(model, prompts, counts, batch_size=1)
+    assert alone == [[p[0]] * c for p, c in zip(prompts, counts, strict=True)]  # in order
+    assert greedy_grouped(model, [[2, 1]], [5], stop_token=2) == [[2]]  # stops at the stop token
+    with pytest.raises(ValueError, match="max_new needs one count per prompt"):
+        greedy_grouped(model, prompts, counts[:2])
 
 
 class Recorder(GrammarLaw):

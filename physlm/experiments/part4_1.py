@@ -8,14 +8,13 @@ shows them.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
 
 from physlm.data.brevo import BrevoInstance, BrevoStream, check_answer
 from physlm.experiments.workers import run_in_workers
-from physlm.measure.generation import sample
+from physlm.measure.generation import greedy_grouped
 from physlm.model import GPT, ModelConfig
 from physlm.runs import Run, get_or_train
 from physlm.scales import CanonScale, part4_1
@@ -124,23 +123,14 @@ class Answered:
 def answer_all(
     model: GPT, data: BrevoStream, instances: list[BrevoInstance], batch_size: int = 64
 ) -> list[Answered]:
-    """Greedy answers to every instance, prompts of equal length decoded together (no padding)."""
+    """Greedy answers to every instance (`greedy_grouped`), scored by the Brevo checker."""
     prompts = [data.prompt(i) for i in instances]
-    groups: dict[int, list[int]] = defaultdict(list)
-    for k, p in enumerate(prompts):
-        groups[len(p)].append(k)
-    replies: list[list[int]] = [[] for _ in instances]
-    for idx in groups.values():
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start : start + batch_size]
-            x = torch.tensor([prompts[k] for k in chunk], dtype=torch.long)
-            longest = max(len(instances[k].answer) for k in chunk) + 1  # the nodes and <eos>
-            room = model.cfg.block_size - x.shape[1] + 1
-            got = sample(
-                model, x, min(longest + 2, room), temperature=0.0, stop_token=data.vocab.eos_id
-            )
-            for k, g in zip(chunk, got, strict=True):
-                replies[k] = g
+    block = model.cfg.block_size
+    # the nodes and <eos>, two tokens of slack to see a longer wrong answer, within the context
+    budget = [
+        min(len(i.answer) + 3, block - len(p) + 1) for i, p in zip(instances, prompts, strict=True)
+    ]
+    replies = greedy_grouped(model, prompts, budget, batch_size, stop_token=data.vocab.eos_id)
     eos = data.vocab.eos_id
     return [
         Answered(inst, p, r, check_answer(p, r, data.vocab),

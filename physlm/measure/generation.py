@@ -8,6 +8,7 @@
   of it is in the grammar's language (no partial credit).
 * `exact_match`: Part 3.1's QA protocol (arXiv 2309.14316, Sec. 3): greedy generation of as many
   tokens as the answer has, correct only if all of them match.
+* `greedy_grouped`: greedy continuations of prompts of many lengths, batched without padding.
 """
 
 from __future__ import annotations
@@ -246,17 +247,39 @@ def exact_match(
         )
     if any(len(p) < 1 for p in prompts) or any(len(a) < 1 for a in answers):
         raise ValueError("every prompt and every answer must hold at least one token")
+    got = greedy_grouped(model, prompts, [len(a) for a in answers], batch_size)
+    hits = sum(g[: len(a)] == list(a) for g, a in zip(got, answers, strict=True))
+    return hits / len(prompts)
+
+
+@torch.no_grad()
+def greedy_grouped(
+    model: nn.Module,
+    prompts: Sequence[Sequence[int]],
+    max_new: Sequence[int],
+    batch_size: int = 64,
+    stop_token: int | None = None,
+) -> list[list[int]]:
+    """Greedy continuations of prompts of any lengths, in the prompts' order.
+
+    Prompts of equal length are decoded together (no padding, so nothing leaks into the
+    context), in batches of `batch_size`; a batch decodes as many tokens as its largest
+    `max_new`, and a row stops early at `stop_token` (see `sample`).
+    """
+    if len(max_new) != len(prompts):
+        raise ValueError(
+            f"max_new needs one count per prompt, got {len(max_new)} for {len(prompts)}"
+        )
     groups: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(prompts):
         groups[len(p)].append(i)
-    hits = 0
+    out: list[list[int]] = [[] for _ in prompts]
     for idx in groups.values():
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
             x = torch.tensor([list(prompts[i]) for i in chunk], dtype=torch.long)
-            want = max(len(answers[i]) for i in chunk)
-            got = sample(model, x, want, temperature=0.0)
-            hits += sum(
-                g[: len(answers[i])] == list(answers[i]) for g, i in zip(got, chunk, strict=True)
-            )
-    return hits / len(prompts)
+            want = max(max_new[i] for i in chunk)
+            got = sample(model, x, want, temperature=0.0, stop_token=stop_token)
+            for i, g in zip(chunk, got, strict=True):
+                out[i] = g
+    return out
