@@ -129,7 +129,7 @@ display(
 # ## The architectures
 #
 # One block shape (GPT-2's: LayerNorm before attention and MLP, a GELU MLP of 4x width, tied
-# embeddings) with two switches. **Position encoding:** rotary on every head dimension (RoPE)
+# embeddings; no biases) with two switches. **Position encoding:** rotary on every head dimension (RoPE)
 # or none at all (NoPE; causal attention alone tells a token where it is only through what it
 # can see). **Canon layers** (Part 4.1 Sec. 4): at a place with hidden vectors
 # $h_1, \dots, h_T$ of m channels, a Canon layer writes
@@ -160,8 +160,8 @@ display(
 # All runs are trained first, side by side when the scale allows several worker processes (each
 # run is deterministic, so this changes no number); the sections below load them from the run
 # cache. Every architecture sees the same batches in the same order, and all are compared at the
-# same number of optimizer steps (a Canon layer costs extra time per step on a CPU, far more
-# than the few percent of a GPU kernel, so equal wall time would favour the baselines).
+# same number of optimizer steps (on a CPU a Canon layer costs far more time per step than on a
+# GPU, so equal wall time would favour the baselines).
 
 # %% tags=["remove-output"]
 t0 = time.perf_counter()
