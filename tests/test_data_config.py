@@ -1,4 +1,4 @@
-"""`config_from` (a config object or keyword arguments, never both) and `padded_batch`."""
+"""`config_from` (a config or keyword arguments, not both), `check_ints` and `padded_batch`."""
 
 from dataclasses import dataclass
 
@@ -43,3 +43,21 @@ def test_padded_batch_puts_the_loss_on_the_flagged_tokens_only():
     assert b["mask"].tolist() == [[False, True, True], [True, False, False]]
     with pytest.raises(ValueError, match="sample 0 has 2 tokens but 1 target flags"):
         padded_batch([([1, 2], [True])], 0)
+
+
+def test_check_ints_names_the_field_and_its_bound():
+    from physlm.data import check_ints
+
+    @dataclass(frozen=True)
+    class Sizes:
+        n: int = 3
+        seed: int = 0
+
+    check_ints(Sizes(), (("n", 3), ("seed", 0)))
+    for bad, match in ((Sizes(n=2), "n must be an int >= 3, got 2"),
+                       (Sizes(seed=True), "seed must be an int >= 0, got True"),
+                       (Sizes(n=3.0), "n must be an int >= 3, got 3.0")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            check_ints(bad, (("n", 3), ("seed", 0)))
+    with pytest.raises(ValueError, match="world n must be"):
+        check_ints(Sizes(n=1), (("n", 3),), what="world ")

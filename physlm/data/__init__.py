@@ -13,7 +13,14 @@ from typing import Protocol, TypeVar, runtime_checkable
 import numpy as np
 import torch
 
-__all__ = ["BatchSource", "config_from", "easy_first_sizes", "make_batch", "padded_batch"]
+__all__ = [
+    "BatchSource",
+    "check_ints",
+    "config_from",
+    "easy_first_sizes",
+    "make_batch",
+    "padded_batch",
+]
 
 C = TypeVar("C")
 
@@ -45,6 +52,15 @@ def make_batch(rows: np.ndarray | torch.Tensor, pad_id: int) -> dict[str, torch.
     t = t.to(torch.long)
     x, y = t[:, :-1].contiguous(), t[:, 1:].contiguous()
     return {"x": x, "y": y, "mask": y != pad_id}
+
+
+def check_ints(config: object, bounds: tuple[tuple[str, int], ...], what: str = "") -> None:
+    """Each named field of `config` must be an int (not a bool) of at least its bound; the error
+    names the field (after `what`, e.g. "world ") and what is allowed."""
+    for name, lo in bounds:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{what}{name} must be an int >= {lo}, got {v!r}")
 
 
 def padded_batch(samples: list[tuple[list[int], list[bool]]], pad_id: int) -> dict:

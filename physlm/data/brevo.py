@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from physlm.data import config_from, easy_first_sizes, padded_batch
+from physlm.data import check_ints, config_from, easy_first_sizes, padded_batch
 from physlm.data.vocab import Vocab
 
 VERSION = "brevo-1"
@@ -124,10 +124,7 @@ class BrevoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("max_nodes", 3), ("batch_size", 1), ("seed", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        check_ints(self, (("max_nodes", 3), ("batch_size", 1), ("seed", 0)))
 
 
 class BrevoStream:

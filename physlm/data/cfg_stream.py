@@ -34,7 +34,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from physlm.data import config_from, make_batch
+from physlm.data import check_ints, config_from, make_batch
 from physlm.data.cfg import NAMED_GRAMMARS, Grammar, named_grammar
 from physlm.data.cfg import sample as sample_grammar
 
@@ -97,10 +97,7 @@ class CFGStreamConfig:
                 )
         elif not isinstance(self.grammar, Grammar):
             raise ValueError(f"grammar must be a Grammar or a name, got {type(self.grammar)}")
-        for name, lo in (("batch_size", 1), ("seq_len", 2), ("seed", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        check_ints(self, (("batch_size", 1), ("seq_len", 2), ("seed", 0)))
         if self.packing not in PACKINGS:
             raise ValueError(f"packing must be one of {PACKINGS}, got {self.packing!r}")
         if not 0.0 <= self.noise <= 1.0:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from physlm.data import config_from, easy_first_sizes, padded_batch
+from physlm.data import check_ints, config_from, easy_first_sizes, padded_batch
 from physlm.data.vocab import Vocab
 
 VERSION = "depo-1"
@@ -49,11 +49,8 @@ class DepoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("max_nodes", 3), ("max_hops", 1), ("min_word", 1), ("max_word", 1),
-                         ("symbols", 2), ("batch_size", 1), ("seed", 0)):  # fmt: skip
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        check_ints(self, (("max_nodes", 3), ("max_hops", 1), ("min_word", 1), ("max_word", 1),
+                          ("symbols", 2), ("batch_size", 1), ("seed", 0)))  # fmt: skip
         if self.max_word < self.min_word:
             raise ValueError(f"max_word must be >= min_word={self.min_word}, got {self.max_word}")
         if self.max_nodes > words_available(self.min_word, self.max_word, self.symbols):

@@ -18,6 +18,8 @@ import random
 from dataclasses import dataclass
 from functools import cached_property
 
+from physlm.data import check_ints
+
 # syllable parts: onset + vowel + optional coda; names are 2 (items) or 3 (categories) syllables
 _ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "k", "kl", "l", "m", "n", "p", "pr", "r", "s",
            "st", "t", "tr", "v", "z", "sh", "th", "h", "j")
@@ -37,10 +39,8 @@ class WorldConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, lo in (("hierarchies", 1), ("layers", 2), ("items", 2), ("seed", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"world {name} must be an int >= {lo}, got {v!r}")
+        bounds = (("hierarchies", 1), ("layers", 2), ("items", 2), ("seed", 0))
+        check_ints(self, bounds, what="world ")
         if self.hierarchies * self.layers * self.items > 200_000:
             raise ValueError(
                 "world is too large: hierarchies * layers * items must be <= 200000, got "

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from physlm.data import config_from
+from physlm.data import check_ints, config_from
 from physlm.data.igsm.generator import Problem, generate
 from physlm.data.igsm.presets import IGSMConfig
 from physlm.data.igsm.retry import KINDS, with_retries
@@ -54,10 +54,7 @@ class IGSMStreamConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.igsm, IGSMConfig):
             raise ValueError(f"igsm must be an IGSMConfig, got {type(self.igsm).__name__}")
-        for name, lo in (("batch_size", 1), ("seq_len", 8), ("seed", 0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+        check_ints(self, (("batch_size", 1), ("seq_len", 8), ("seed", 0)))
         for name, allowed in (
             ("packing", PACKINGS),
             ("loss_on", LOSS_ON),
