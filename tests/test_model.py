@@ -118,6 +118,25 @@ def test_lm_loss_respects_mask():
     assert math.isclose(lm_loss(torch.zeros(1, 3, 4), targets).item(), math.log(4), rel_tol=1e-6)
 
 
+def test_lm_loss_of_no_targets_is_a_zero_that_reaches_the_parameters():
+    w = torch.ones(4, requires_grad=True)
+    loss = lm_loss(w[None, :] * torch.ones(0, 4), torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and w.grad is not None
+
+
+@pytest.mark.parametrize("pos", ["rope", "relative", "uniform"])
+def test_logits_at_a_mask_are_the_full_logits_there(pos):
+    torch.manual_seed(5)
+    model = GPT(ModelConfig(vocab_size=20, n_layer=2, n_head=2, n_embd=16, block_size=12, pos=pos))
+    idx = torch.randint(0, 20, (3, 12))
+    at = torch.rand(3, 12) < 0.4
+    full = model(idx)
+    assert torch.allclose(model(idx, at=at), full[at], atol=1e-6)
+    with pytest.raises(ValueError, match="at must have the shape of idx"):
+        model(idx, at=at[:, :5])
+
+
 def sliced_state(fused: dict) -> dict:
     """A split model's weights from a fused one: rows [0, d), [d, 2d), [2d, 3d) are q, k, v."""
     out = {}

@@ -218,3 +218,25 @@ def test_uniform_heads_past_the_block_average_the_whole_prefix():
     assert torch.equal(w[5], w[4])
     prefix = torch.ones(16, 16).tril()
     torch.testing.assert_close(w[5], prefix / prefix.sum(-1, keepdim=True))
+
+
+def test_relative_gradients_equal_the_deberta_formula():
+    """The gathered c2p/p2c terms back-propagate as the pair-by-pair formula does."""
+    torch.manual_seed(4)
+    model = GPT(small("relative", rel_max_distance=3)).double()
+    with torch.no_grad():
+        model.wre.weight.normal_(0.0, 1.0)
+    attn = model.blocks[0].attn
+    x = torch.randn(1, 9, 32, dtype=torch.float64)
+    target = torch.randn(2, 9, 9, dtype=torch.float64)
+    w = attn.attention_weights(x, model.position_operands(9))[0]
+    (w * target).sum().backward()
+    got = {n: p.grad.clone() for n, p in attn.named_parameters() if p.grad is not None}
+    got["table"] = model.wre.weight.grad.clone()
+    model.zero_grad()
+    expect = torch.softmax(naive_relative_logits(attn, model.wre.weight, x, 3), dim=-1)
+    (expect * target).sum().backward()
+    assert set(got) >= {"qkv.weight", "rel_q.weight", "rel_k.weight", "table"}
+    for name, g in got.items():
+        ref = model.wre.weight.grad if name == "table" else dict(attn.named_parameters())[name].grad
+        assert torch.allclose(g, ref, atol=1e-10), name

@@ -97,3 +97,27 @@ def test_bad_train_config_names_the_parameter(bad, match):
 def test_vocab_mismatch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="vocab_size"):
         train(MODEL.with_(vocab_size=8), TRAIN, CountingData(vocab_size=16), tmp_path)
+
+
+def test_loss_columns_cut_only_what_no_loss_can_see():
+    """The trimmed batch gives the full batch's loss and gradients (the model is causal)."""
+    from physlm.model import GPT, lm_loss
+    from physlm.tiny_run import CountingRows
+    from physlm.train import loss_columns
+
+    torch.manual_seed(0)
+    data = CountingRows(vocab_size=16, batch_size=3, seq_len=16, seed=3)  # targets: 9, 1, 10
+    batch = data.batch(0)
+    x, y, mask = batch["x"], batch["y"], batch["mask"]
+    tx, ty, tmask = loss_columns(x, y, mask)
+    last = int(mask.any(0).nonzero()[-1])
+    assert tx.shape[1] == ty.shape[1] == tmask.shape[1] == last + 1 < x.shape[1]
+    model = GPT(MODEL)
+    lm_loss(model(x), y, mask).backward()  # every column, the loss masked
+    full = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    lm_loss(model(tx, at=tmask), ty[tmask]).backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, full[n], atol=1e-6), n
+    none = torch.zeros_like(mask)
+    assert loss_columns(x, y, none)[0].shape[1] == 1  # no target at all: one column is kept

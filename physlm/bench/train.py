@@ -138,7 +138,7 @@ def hf_model(cfg: ModelConfig) -> torch.nn.Module:
             n_layer=cfg.n_layer,
             n_head=cfg.n_head,
             n_inner=cfg.hidden,
-            activation_function="gelu_new",  # tanh GELU
+            activation_function="gelu",  # exact GELU, as physlm's
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
