@@ -43,12 +43,24 @@ Z95 = 1.959963984540054
 """Two-sided 95% normal quantile."""
 
 
-def coarse(value: Any, digits: int = 2) -> str:
+def _crosses(shown: float, x: float, cuts: Sequence[float]) -> bool:
+    """Whether rounding moved ``x`` to the other side of (or onto) a rule's threshold."""
+    return any((shown >= c) != (x >= c) or (shown <= c) != (x <= c) for c in cuts)
+
+
+def coarse(value: Any, digits: int = 2, cuts: Sequence[float] = ()) -> str:
     """Format a number with ``digits`` significant digits; strings pass through unchanged.
 
     Rounding keeps published numbers stable across machines; the ledger is a summary,
-    full-precision numbers belong in the run metrics.
+    full-precision numbers belong in the run metrics. A digit more is shown (up to three) where
+    the rounded number would sit on the other side of one of ``cuts``, the thresholds of the
+    rule that judges it, so that a printed value never contradicts its printed verdict.
     """
+    if cuts and isinstance(value, int | float) and not isinstance(value, bool):
+        while digits < 5 and math.isfinite(value) and value != 0:
+            if not _crosses(float(f"{float(value):.{digits}g}"), float(value), cuts):
+                break
+            digits += 1
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -67,19 +79,26 @@ def coarse(value: Any, digits: int = 2) -> str:
     return text
 
 
-def percent(x: float) -> str:
+def percent(x: float, cuts: Sequence[float] = ()) -> str:
     """A share as the papers print it: whole percent, one decimal near 0% and 100% so that 99.6%
-    does not read as a perfect score."""
+    does not read as a perfect score. Decimals are added (up to three) where rounding would put
+    the share on the other side of one of ``cuts`` (shares, like ``x``): 74.7% against a 75%
+    threshold prints as 74.7%, not 75%."""
     if not math.isfinite(x):
         return str(x)
     v = 100 * x
     if v in (0.0, 100.0) or 1 <= v <= 99:
-        return f"{v:.0f}%"
-    if v < 0.05:
+        decimals = 0
+    elif v < 0.05:
         return "<0.1%"
-    if v >= 99.95:
+    elif v >= 99.95:
         return ">99.9%"
-    return f"{v:.1f}%"
+    else:
+        decimals = 1
+    hundreds = [100 * c for c in cuts]
+    while decimals < 3 and _crosses(round(v, decimals), v, hundreds):
+        decimals += 1
+    return f"{v:.{decimals}f}%"
 
 
 def points(x: float) -> str:
@@ -135,10 +154,11 @@ class Acc:
     def interval(self) -> tuple[float, float]:
         return wilson(self.k, self.n)
 
-    def text(self) -> str:
-        """In percent, the papers' unit: ``66% [56%, 75%], n=100``."""
+    def text(self, cuts: Sequence[float] = ()) -> str:
+        """In percent, the papers' unit: ``66% [56%, 75%], n=100`` (``cuts``: see `percent`)."""
         lo, hi = self.interval
-        return f"{percent(self.value)} [{percent(lo)}, {percent(hi)}], n={self.n}"
+        shown = (percent(v, cuts) for v in (self.value, lo, hi))
+        return "{} [{}, {}], n={}".format(*shown, self.n)
 
     def with_value(self, value: float) -> Acc:
         return Acc.of(min(1.0, max(0.0, value)), self.n)
@@ -176,10 +196,12 @@ class Num:
             return (float(self.value), float(self.value))
         return (float(self.lo), float(self.hi))  # type: ignore[arg-type]
 
-    def text(self) -> str:
+    def text(self, cuts: Sequence[float] = ()) -> str:
+        """Two significant digits, more where a threshold in ``cuts`` needs them (`coarse`)."""
         if self.lo is None:
-            return coarse(self.value)
-        return f"{coarse(self.value)} [{coarse(self.lo)}, {coarse(self.hi)}] ({self.spread})"
+            return coarse(self.value, cuts=cuts)
+        lo, value, hi = (coarse(v, cuts=cuts) for v in (self.lo, self.value, self.hi))
+        return f"{value} [{lo}, {hi}] ({self.spread})"
 
     def with_value(self, value: float) -> Num:
         if self.lo is None or not math.isfinite(value):
@@ -309,6 +331,10 @@ class Rule:
         """Values near the rule's thresholds, for :func:`reachable`."""
         return []
 
+    def cuts(self) -> tuple[float, ...]:
+        """The thresholds a printed measurement is compared with: it must not round across."""
+        return ()
+
     def params(self) -> dict[str, Any]:
         """The rule's parameters as plain JSON values (tuples become lists)."""
         return json.loads(json.dumps(asdict(self)))
@@ -345,6 +371,9 @@ class AtLeast(Rule):
     def probes(self) -> list[float]:
         return [self.target, self.partly, self.partly - 1e-3 * max(1, abs(self.partly))]
 
+    def cuts(self) -> tuple[float, ...]:
+        return (self.target, self.partly)
+
 
 @dataclass(frozen=True)
 class AtMost(Rule):
@@ -379,6 +408,9 @@ class AtMost(Rule):
 
     def probes(self) -> list[float]:
         return [0.0, self.target, self.partly, self.partly * 1.01 + 1e-3]
+
+    def cuts(self) -> tuple[float, ...]:
+        return (self.target, self.partly)
 
 
 @dataclass(frozen=True)
@@ -492,6 +524,9 @@ class NoBetterThan(Rule):
 
     def probes(self) -> list[float]:
         return [0.0, self.chance, self.chance + self.margin, 1.0]
+
+    def cuts(self) -> tuple[float, ...]:
+        return (self.chance + self.margin,)
 
 
 @dataclass(frozen=True)
@@ -670,9 +705,12 @@ class Claim:
     @property
     def our_value(self) -> str:
         """The measurements as printed: ``0.66 [0.56, 0.75], n=100``, named when several."""
-        if len(self.measures) == 1:
-            return next(iter(self.measures.values())).text()
-        return "; ".join(f"{k} {m.text()}" for k, m in self.measures.items())
+        judged = set(self.rule.names())
+        cuts = self.rule.cuts()
+        texts = {k: m.text(cuts if k in judged else ()) for k, m in self.measures.items()}
+        if len(texts) == 1:
+            return next(iter(texts.values()))
+        return "; ".join(f"{k} {t}" for k, t in texts.items())
 
     @property
     def rule_text(self) -> str:

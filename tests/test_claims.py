@@ -229,6 +229,30 @@ def test_percent_keeps_near_perfect_scores_apart_from_perfect():
     assert points(0.05) == "5 points"
 
 
+def test_printed_values_never_round_across_the_rule_that_judges_them():
+    # 448/600 = 74.67%: "75%" beside ">= 75% partly" and a "not at this scale" would contradict
+    assert percent(448 / 600) == "75%"
+    assert percent(448 / 600, cuts=(0.9, 0.75)) == "74.7%"
+    assert percent(0.7499, cuts=(0.75,)) == "74.99%"
+    assert percent(0.75, cuts=(0.75,)) == "75%"  # exactly at the threshold: no digit needed
+    assert percent(0.62, cuts=(0.75,)) == "62%"  # far from it: the usual whole percent
+    assert coarse(0.0496, cuts=(0.05,)) == "0.0496" and coarse(0.0496) == "0.05"
+    assert coarse(1.96, cuts=(2.0,)) == "1.96" and coarse(1.96, cuts=(1.0,)) == "2"
+    claim = Claim("c", "90%", "Result 1", AtLeast(0.9, 0.75), {"ours": Acc(448, 600)})
+    assert claim.verdict == NOT_HERE
+    assert claim.our_value.startswith("74.7% [")
+    for k in range(0, 601, 7):  # every printed value sits on its true side of both thresholds
+        row = Claim("c", "9", "R", AtLeast(0.9, 0.75), {"ours": Acc(k, 600)})
+        shown = float(row.our_value.split("%")[0].lstrip("<>")) / 100
+        for cut in (0.9, 0.75):
+            assert (shown >= cut) == (k / 600 >= cut) or not 0.001 < k / 600 < 0.999
+    # the interval bound a no-better-than rule reads is kept apart from chance + margin
+    near = Claim("c", "chance", "R", NoBetterThan(0.3, 0.1), {"ours": Acc(30, 100)})
+    lo, hi = near.measures["ours"].interval
+    assert abs(hi - 0.4) < 0.006 and f"{100 * hi:.0f}%" == "40%"
+    assert f"{percent(hi, (0.4,))}]" in near.our_value and percent(hi, (0.4,)) != "40%"
+
+
 def test_rules_on_accuracies_print_percent_and_points():
     assert AtLeast(0.9, 0.6).text(percent=True) == ">= 90% reproduced, >= 60% partly"
     assert "52% + 10 points" in NoBetterThan(0.52, 0.1).text(percent=True)
