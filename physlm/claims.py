@@ -52,7 +52,7 @@ def coarse(value: Any, digits: int = 2, cuts: Sequence[float] = ()) -> str:
     """Format a number with ``digits`` significant digits; strings pass through unchanged.
 
     Rounding keeps published numbers stable across machines; the ledger is a summary,
-    full-precision numbers belong in the run metrics. A digit more is shown (up to three) where
+    full-precision numbers belong in the run metrics. Digits are added (up to five) where
     the rounded number would sit on the other side of one of ``cuts``, the thresholds of the
     rule that judges it, so that a printed value never contradicts its printed verdict.
     """
