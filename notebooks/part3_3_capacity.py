@@ -33,7 +33,7 @@
 # %% tags=["parameters"]
 scale = "cpu"
 seed = 0
-people = None  # override N, the people of the size sweep
+people = None  # override N: one N for every size of the sweep (it must still overfill each)
 shapes = None  # override the sweep: a list of [layers, heads] (GPT2-l-h) or [layers, heads, width]
 
 # %%
@@ -58,7 +58,6 @@ from physlm.claims import (
 from physlm.data.bios import BioSStream
 from physlm.experiments.part3_3 import (
     OVERFILL,
-    Setting,
     chapter_settings,
     frequency_bits,
     make_data,
@@ -66,6 +65,7 @@ from physlm.experiments.part3_3 import (
     quantized_bits,
     renderings,
     run_setting,
+    sweep_setting,
 )
 from physlm.measure.capacity import BIOS_N0
 from physlm.plots import bits_vs_params, savefig, use_style, value_bars
@@ -143,7 +143,7 @@ display(
 # computed below for each run where it matters).
 
 # %%
-sweep_data = make_data(plan, Setting(plan.shapes[0], plan.sweeps[0][1], plan.sweeps[0][0]), seed)
+sweep_data = make_data(plan, sweep_setting(plan, plan.sweeps[0], plan.shapes[0]), seed)
 if plan.data == "biod":
     b = plan.biod
     display(
@@ -188,7 +188,13 @@ for bio in first_bios[:4]:
 # A capacity can only be read off a model that its data **overfills**: we call a model
 # overfilled when its data holds more than 2.3 bits per parameter (the paper's ceiling). A
 # model whose data holds less stores at most its data, so its bits/param measure the data, not
-# the model, and cannot reach or exceed the paper's numbers.
+# the model, and cannot reach or exceed the paper's numbers. So every size of the sweep gets
+# its own N: the fewest people whose data holds more than a stated fill (in bits per parameter,
+# above 2.3) of that model, and the code refuses a sweep point that would under-fill its model.
+# Its batch grows with N so that every run lasts about the same number of optimizer steps, as
+# in the paper's own tables (App. A: batch 24 at N = 10K to 192 at N = 100K, about 140K-175K
+# steps). The learning rate was calibrated on three sizes at 1000 exposures (0.03, 0.05, 0.08 at
+# width 16): 0.05 stored the most, 0.08 diverged for the width-16 model.
 
 # %%
 display(
@@ -209,10 +215,16 @@ display(
 )
 display(
     Markdown(
-        f"Scale `{plan.scale}`, data {plan.data}: "
-        + ", ".join(f"N = {n} people at {e} exposures" for e, n in plan.sweeps)
-        + f". Each step holds {plan.rows} rows of {plan.seq_len} tokens; weight decay "
-        f"{plan.weight_decay}, warmup {plan.warmup_steps} steps, cosine decay to 0.1 x peak."
+        f"Scale `{plan.scale}`, data {plan.data}. The sweep: "
+        + "; ".join(
+            f"{w.exposures} exposures, "
+            + (f"N = {w.people}" if w.people else f"N filling each model {w.fill} bits/param")
+            + f", about {w.steps:,} steps"
+            for w in plan.sweeps
+        )
+        + f". Rows hold {plan.seq_len} tokens (the junk runs take {plan.rows} rows per step); "
+        f"weight decay {plan.weight_decay}, warmup {plan.warmup_steps} steps, cosine decay to "
+        "0.1 x peak."
     )
 )
 
@@ -238,7 +250,7 @@ print(
 # %% [markdown]
 # ## Does every size store about 2 bits per parameter?
 #
-# We train each model of the sweep on the same N people at each exposure count and measure the
+# We train each model of the sweep on its own N people at each exposure count and measure the
 # bits it stores. The paper's law: at 1000 exposures every size reaches about 2 bits/param and
 # none exceeds 2.3; at 100 exposures about 1. Only the overfilled models can test it.
 
@@ -255,12 +267,14 @@ def sweep_table(e: int) -> pd.DataFrame:
     """One exposure count of the sweep, one row per model."""
     return pd.DataFrame(
         {
-            "params": [o.params for o in at(e)],
+            "N": [o.setting.people for o in at(e)],
+            "rows": [o.data.config.batch_size for o in at(e)],
+            "steps": [o.run.metrics[-1]["step"] for o in at(e)],
+            "P": [o.params for o in at(e)],
             "bits": [round(o.bits) for o in at(e)],
-            "max bits": [round(o.max_bits) for o in at(e)],
-            "bits/param": [f"{o.ratio:.2f}" for o in at(e)],
-            "max bits/param": [f"{o.max_ratio:.2f}" for o in at(e)],
-            "overfilled": ["yes" if o.overfilled else "no" for o in at(e)],
+            "bits/P": [f"{o.ratio:.2f}" for o in at(e)],
+            "data bits/P": [f"{o.max_ratio:.2f}" + ("" if o.overfilled else " (not over)")
+                            for o in at(e)],  # fmt: skip
         },
         index=[o.setting.shape.label() for o in at(e)],
     )
@@ -269,9 +283,10 @@ def sweep_table(e: int) -> pd.DataFrame:
 def sweep_line(e: int) -> str:
     over = [o for o in at(e) if o.overfilled]
     steps = sorted({o.run.metrics[-1]["step"] for o in at(e)})
+    people = sorted({o.setting.people for o in at(e)})
     text = (
-        f"**{e} exposures** (N = {at(e)[0].setting.people} people, "
-        f"{', '.join(str(s) for s in steps)} steps): {len(over)} of {len(at(e))} sizes "
+        f"**{e} exposures** (N = {people[0]:,}-{people[-1]:,} people, "
+        f"{steps[0]:,}-{steps[-1]:,} steps): {len(over)} of {len(at(e))} sizes "
         f"overfilled (data > {OVERFILL} bits/param)"
     )
     if over:
@@ -471,10 +486,10 @@ _ = savefig(ax.figure, "part3_3_junk")
 # - **Sizes.** At `smoke` and `cpu` scale the data is bioD with small pools (three name parts of
 #   20 tokens, K = 4 attributes of one token out of D = 32) and the models have thousands of
 #   parameters instead of millions, so that a sweep trains on two CPU cores in minutes. The
-#   paper's runs last at least 50K optimizer steps; ours last a few thousand to a few tens of
-#   thousands. The `gpu` and `paper` presets use bioS and GPT2-l-h shapes from the paper's
-#   appendix. The sweep's overfilling, shown above, decides which capacity claims this scale
-#   can test.
+#   paper's runs last at least 50K optimizer steps; ours last about 4,000 (the junk runs more).
+#   The sweep's models are one layer deep; the paper's law spans depths too. The `gpu` and
+#   `paper` presets use bioS and GPT2-l-h shapes from the paper's appendix, with N chosen per
+#   size by the same overfilling rule.
 # - **Packing.** Rows hold a fixed number of whole biographies (padded), not a random
 #   concatenation cut into 512-token windows; this keeps every step's data a pure function of
 #   the step (exact resume) and every exposure count exact. The three runs of the junk

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from physlm.measure.capacity import OVERFILL
 from physlm.model import ModelConfig
 
 SCALES = ("smoke", "cpu", "gpu", "paper")
@@ -57,15 +58,47 @@ class Shape:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """One exposure count of the Part 3.3 size sweep.
+
+    Every size gets its own N, the fewest people whose data holds more than `fill` bits per
+    parameter of that model, so that each model is overfilled and its bits measure the model,
+    not its data. Its batch grows with N so that each run lasts about `steps` optimizer steps:
+    the paper's own tables scale the batch with N at a roughly fixed step count (App. A).
+    `people` fixes one N for every size instead (an override; it must still overfill).
+    """
+
+    exposures: int
+    fill: float
+    steps: int
+    people: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.exposures, bool) or not isinstance(self.exposures, int) or (
+            self.exposures <= 0
+        ):
+            raise ValueError(f"exposures must be a positive int, got {self.exposures!r}")
+        if not self.fill > OVERFILL:
+            raise ValueError(
+                f"fill must exceed {OVERFILL} bits/param (else a model is not overfilled), "
+                f"got {self.fill!r}"
+            )
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps <= 0:
+            raise ValueError(f"steps must be a positive int, got {self.steps!r}")
+        if self.people is not None:
+            _check_people(self.people)
+
+
+@dataclass(frozen=True)
 class CapacityScale:
     """Part 3.3 at one scale: the data, the model sweep and the four experiments."""
 
     scale: str
     data: str  # "biod" or "bios"
     biod: dict  # bioD(N, K, C, D, L, T) parameters other than N
-    sweeps: tuple[tuple[int, int], ...]  # (exposures, N): the size sweep runs at each
+    sweeps: tuple[Sweep, ...]  # the size sweep runs at each exposure count
     shapes: tuple[Shape, ...]
-    rows: int  # rows per optimizer step
+    rows: int  # rows per optimizer step of the junk-experiment runs
     seq_len: int  # tokens per row (whole biographies are packed into it)
     lr: float  # peak learning rate of a width-`lr_width` model (see `lr_for`)
     weight_decay: float
@@ -84,12 +117,10 @@ class CapacityScale:
         check_scale(self.scale)
         if self.data not in ("biod", "bios"):
             raise ValueError(f"data must be 'biod' or 'bios', got {self.data!r}")
-        if not self.sweeps:
-            raise ValueError("sweeps must name at least one (exposures, N) pair")
-        for exposures, n in self.sweeps:
-            _check_people(n)
-            if not isinstance(exposures, int) or exposures <= 0:
-                raise ValueError(f"exposures must be a positive int, got {exposures!r}")
+        if not self.sweeps or not all(isinstance(w, Sweep) for w in self.sweeps):
+            raise ValueError("sweeps must be a non-empty tuple of Sweep")
+        if len(set(self.exposures)) != len(self.sweeps):
+            raise ValueError(f"sweeps must have distinct exposures, got {self.exposures}")
         if not self.shapes:
             raise ValueError("shapes must name at least one model")
         for s in self.shapes:
@@ -117,7 +148,7 @@ class CapacityScale:
 
     @property
     def exposures(self) -> tuple[int, ...]:
-        return tuple(e for e, _ in self.sweeps)
+        return tuple(w.exposures for w in self.sweeps)
 
 
 def _check_people(n) -> int:
@@ -137,13 +168,15 @@ def _register_part3_3(**kw) -> None:
 def part3_3(scale: str, people: int | None = None, shapes: list | None = None) -> CapacityScale:
     """The Part 3.3 plan at `scale`, optionally with N (every sweep) or the models overridden.
 
-    `shapes` takes (layers, heads) pairs (GPT2-l-h) or (layers, heads, width) triples.
+    `people` fixes N for every size of every sweep (it must still overfill each model) and
+    for the junk experiment. `shapes` takes (layers, heads) pairs (GPT2-l-h) or
+    (layers, heads, width) triples.
     """
     plan = _PART3_3[check_scale(scale)]
     changes: dict = {}
     if people is not None:
         _check_people(people)
-        changes["sweeps"] = tuple((e, people) for e, _ in plan.sweeps)
+        changes["sweeps"] = tuple(replace(w, people=people) for w in plan.sweeps)
         changes["junk_useful_people"] = people
     if shapes is not None:
         parsed = []
@@ -169,8 +202,8 @@ _register_part3_3(
     scale="smoke",
     data="biod",
     biod=_SMALL_BIOD,
-    sweeps=((5, 60), (20, 30)),
-    shapes=(Shape(1, 1, 16), Shape(1, 2, 32)),
+    sweeps=(Sweep(5, 2.5, 40), Sweep(20, 2.5, 40)),
+    shapes=(Shape(1, 1, 8), Shape(1, 1, 16)),
     rows=4,
     seq_len=64,
     lr=3e-2,
@@ -189,14 +222,21 @@ _register_part3_3(
     scale="cpu",
     data="biod",
     biod=_SMALL_BIOD,
-    sweeps=((100, 1000), (1000, 400)),
-    shapes=(Shape(1, 1, 16), Shape(1, 1, 24), Shape(1, 2, 32)),
+    sweeps=(Sweep(100, 2.5, 4000), Sweep(1000, 2.5, 4000)),
+    shapes=(
+        Shape(1, 1, 8),
+        Shape(1, 1, 12),
+        Shape(1, 1, 16),
+        Shape(1, 2, 24),
+        Shape(1, 2, 32),
+        Shape(1, 2, 36),
+    ),
     rows=4,
     seq_len=64,
-    lr=3e-2,
+    lr=5e-2,
     weight_decay=0.01,
     warmup_steps=100,
-    mlp_shape=1,
+    mlp_shape=2,
     mlp_replicas=3,
     junk_useful_people=250,
     junk_exposures=100,
@@ -211,7 +251,7 @@ _register_part3_3(
     scale="gpu",
     data="bios",
     biod={},
-    sweeps=((100, 50_000), (1000, 10_000)),
+    sweeps=(Sweep(100, 2.5, 50_000), Sweep(1000, 2.5, 100_000)),
     shapes=(Shape.gpt2(2, 2), Shape.gpt2(4, 2), Shape.gpt2(4, 4), Shape.gpt2(8, 4)),
     rows=24,
     seq_len=512,
@@ -226,18 +266,19 @@ _register_part3_3(
     junk_fraction="7/8",
     max_params=20_000_000,
 )
-# The paper's own sweep (App. A, Parameter 1: N = 10K-10M, GPT2 from 1M to 0.5B parameters).
+# The paper's own sweep (App. A, Parameter 1: N = 10K-10M, GPT2 from 1M to 0.5B parameters),
+# without its largest models: overfilling GPT2-20-16 needs 12M people, and at 500K steps a
+# batch of 518 windows per GPU (about 230 GB).
 _register_part3_3(
     scale="paper",
     data="bios",
     biod={},
-    sweeps=((100, 1_000_000), (1000, 100_000)),
+    sweeps=(Sweep(100, 2.5, 200_000), Sweep(1000, 2.5, 500_000)),
     shapes=(
         Shape.gpt2(4, 4),
         Shape.gpt2(8, 8),
         Shape.gpt2(12, 12),
         Shape.gpt2(16, 8),
-        Shape.gpt2(20, 16),
     ),
     rows=192,
     seq_len=512,
@@ -429,7 +470,8 @@ _register_part1(
 
 
 def _bench_train() -> dict:
-    """The largest `cpu` model of the Part 3.3 sweep, with its batch: what `bench train` times."""
+    """The largest `cpu` model of the Part 3.3 sweep at the scale's junk-run batch (`rows`):
+    what `bench train` times."""
     plan = part3_3("cpu")
     shape = max(plan.shapes, key=Shape.approx_params)
     vocab = 4 + plan.biod["n_attributes"] + sum(plan.biod["name_pools"]) + plan.biod["chunk_vocab"]

@@ -1,6 +1,7 @@
 """Part 3.3 experiment helpers: a smoke setting trains, is cached, and is measured consistently."""
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -19,18 +20,90 @@ from physlm.experiments.part3_3 import (
     quantized_bits,
     renderings,
     run_setting,
+    sweep_setting,
 )
 from physlm.measure.capacity import biod_bits, biod_max_bits, bios_max_bits, measure_capacity
-from physlm.model import count_params
-from physlm.scales import part3_3
+from physlm.model import GPT, count_params
+from physlm.scales import SCALES, Shape, Sweep, part3_3
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_sweep_point_of_every_preset_is_overfilled_by_the_fewest_people(scale):
+    """N per size: the data holds more than `fill` (> 2.3) bits per parameter of the model,
+    counted on the model built for it, and one person fewer would not; rows give about the
+    sweep's steps."""
+    plan = part3_3(scale)
+    points = chapter_settings(plan)["sweep"]
+    assert len(points) == len(plan.sweeps) * len(plan.shapes)
+    for w in plan.sweeps:
+        for shape in plan.shapes:
+            s = sweep_setting(plan, w, shape)
+            assert s in points and s.exposures == w.exposures and s.rows >= 1
+            probe = make_data(plan, Setting(shape, 1, w.exposures))
+            k = probe.knowledge()
+            with torch.device("meta"):
+                params = count_params(GPT(shape.config(probe.vocab_size, plan.seq_len)))
+            if plan.data == "biod":
+                args = (k["K"], k["C"], k["D"], k["L"], k["T"], k["log2_n0"])
+                held, fewer = (biod_max_bits(n, *args) for n in (s.people, s.people - 1))
+            else:
+                held, fewer = (bios_max_bits(n, k["log2_n0"], k["log2_s0"])
+                               for n in (s.people, s.people - 1))  # fmt: skip
+            assert held > w.fill * params >= fewer > 0
+            bios = s.people * w.exposures
+            steps = math.ceil(bios / (s.rows * probe.bios_per_row))
+            assert steps <= w.steps and (s.rows == 1 or steps > w.steps / 2)
+
+
+def test_cpu_sweep_spans_ten_times_in_parameters_and_overfills_on_the_papers_count():
+    plan = part3_3("cpu")
+    assert len(plan.shapes) >= 6 and len(plan.sweeps) == 2
+    outcomes = []
+    for w in plan.sweeps:
+        for shape in plan.shapes:
+            s = sweep_setting(plan, w, shape)
+            data = make_data(plan, s)
+            model = GPT(shape.config(data.vocab_size, plan.seq_len))
+            p = count_params(model, data.used_token_ids())  # Def. 4.3's P, after the fact
+            k = data.knowledge()
+            bits = biod_max_bits(s.people, k["K"], k["C"], k["D"], k["L"], k["T"], k["log2_n0"])
+            assert bits / p > OVERFILL
+            outcomes.append(p)
+    assert max(outcomes) >= 10 * min(outcomes)
+
+
+def test_a_sweep_that_under_fills_a_model_is_refused_naming_n_and_the_size():
+    plan = part3_3("cpu", people=40)
+    refused = r"N = 40 people under-fill model L1-H1-D\d+ \([0-9,]+ parameters\)"
+    with pytest.raises(ValueError, match=refused):
+        chapter_settings(plan)
+    tiny_pools = part3_3("smoke")
+    tiny_pools = replace(tiny_pools, biod={**tiny_pools.biod, "name_pools": (2, 2, 2)})
+    with pytest.raises(ValueError, match="cannot be overfilled"):
+        sweep_setting(tiny_pools, Sweep(5, 2.5, 10), Shape(1, 1, 16))
+
+
+def test_prefetch_starts_the_largest_runs_first(monkeypatch):
+    import physlm.experiments.part3_3 as e33
+
+    seen = []
+    monkeypatch.setattr(e33, "run_in_workers", lambda fn, items, workers: seen.extend(items))
+    plan = part3_3("cpu")
+    settings = chapter_settings(plan)["sweep"]
+    prefetch(plan, settings, workers=2)
+    order = [s for _, s, _ in seen]
+    biggest = max(plan.shapes, key=Shape.approx_params)
+    assert order[0] == sweep_setting(plan, max(plan.sweeps, key=lambda w: w.exposures), biggest)
+    work = [e33.planned_work(plan, s) for s in order]
+    assert work == sorted(work, reverse=True) and set(order) == set(settings)
 
 
 def test_setting_trains_caches_and_measures(tmp_path, monkeypatch):
     monkeypatch.setenv("PHYSLM_RUNS", str(tmp_path))
     torch.set_num_threads(1)
     plan = part3_3("smoke")
-    exposures, people = plan.sweeps[0]
-    s = Setting(plan.shapes[0], people, exposures)
+    s = sweep_setting(plan, plan.sweeps[0], plan.shapes[0])
+    people, exposures = s.people, s.exposures
     first = run_setting(plan, s, progress=False)
     again = run_setting(plan, s, progress=False)
     assert not first.run.cached and again.run.cached
@@ -46,6 +119,7 @@ def test_setting_trains_caches_and_measures(tmp_path, monkeypatch):
     assert row["bits/param"] == first.bits / first.params and row["series"] == "x"
     assert first.max_ratio == first.max_bits / first.params == row["max bits/param"]
     assert row["overfilled"] == first.overfilled == (first.max_ratio > OVERFILL)
+    assert first.overfilled  # a sweep point always is
     assert first.share == first.bits / first.max_bits
     # int8 keeps the stored bits of the float model to within a small fraction of the data's bits
     assert abs(quantized_bits(first, 8) - first.bits) < 0.05 * first.max_bits

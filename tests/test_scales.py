@@ -2,7 +2,7 @@
 
 import pytest
 
-from physlm.scales import BENCH_TRAIN, SCALES, Shape, check_scale, part3_3
+from physlm.scales import BENCH_TRAIN, SCALES, Shape, Sweep, check_scale, part3_3
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -26,7 +26,7 @@ def test_gpt2_shape_label():
 
 def test_overrides():
     plan = part3_3("smoke", people=10, shapes=[[1, 1], [1, 2, 32]])
-    assert all(n == 10 for _, n in plan.sweeps) and plan.junk_useful_people == 10
+    assert all(w.people == 10 for w in plan.sweeps) and plan.junk_useful_people == 10
     assert plan.shapes == (Shape(1, 1, 64), Shape(1, 2, 32))
 
 
@@ -44,6 +44,20 @@ def test_overrides():
 def test_bad_values_name_the_parameter(kwargs, match):
     with pytest.raises(ValueError, match=match):
         part3_3(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(exposures=0, fill=2.5, steps=10), "exposures must be a positive int"),
+        (dict(exposures=100, fill=2.3, steps=10), "fill must exceed 2.3"),
+        (dict(exposures=100, fill=2.5, steps=0), "steps must be a positive int"),
+        (dict(exposures=100, fill=2.5, steps=10, people=0), "people"),
+    ],
+)
+def test_bad_sweeps_name_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Sweep(**kwargs)
 
 
 def test_check_scale():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,17 +30,12 @@ from physlm.data.bios_pools import (
     YEARS,
 )
 from physlm.experiments.workers import run_in_workers
-from physlm.measure.capacity import measure_capacity
+from physlm.measure.capacity import OVERFILL, biod_max_bits, bios_max_bits, measure_capacity
 from physlm.measure.quantize import quantize_model
-from physlm.model import count_params
+from physlm.model import GPT, count_params
 from physlm.runs import Run, get_or_train
-from physlm.scales import CapacityScale, Shape
+from physlm.scales import CapacityScale, Shape, Sweep
 from physlm.train import TrainConfig
-
-OVERFILL = 2.3
-"""Bits per parameter above which the data overfills a model: the paper's ceiling (Part 3.3,
-Result 1: no model stores more than 2.3 bits/param), so a model whose data holds more cannot
-store it all and its measured ratio is its capacity, not the size of its data."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,7 @@ class Setting:
     domain_token: bool = False
     replica: int = 0  # an independent repeat: other people, other initialisation
     bios_per_row: int | None = None  # None: as many biographies as fit a row
+    rows: int | None = None  # rows per optimizer step; None: the scale's `rows`
 
     def seed(self, base: int) -> int:
         return base + 1000 * self.replica
@@ -65,7 +61,7 @@ def make_data(plan: CapacityScale, s: Setting, seed: int = 0) -> BioDStream | Bi
     common = dict(
         n_people=s.people,
         exposures=s.exposures,
-        batch_size=plan.rows,
+        batch_size=plan.rows if s.rows is None else s.rows,
         seq_len=plan.seq_len,
         seed=s.seed(seed),
         junk_fraction=s.junk_fraction,
@@ -88,6 +84,57 @@ def train_config(plan: CapacityScale, s: Setting, data, seed: int = 0) -> TrainC
         seed=s.seed(seed),
         log_every=max(1, steps // 50),
     )
+
+
+def data_bits(knowledge: dict, people: int) -> float:
+    """Bits that the data of `people` people holds (numerator of R_max), for the constants of
+    `knowledge` (everything in it but N)."""
+    if knowledge["kind"] == "bioS":
+        return bios_max_bits(people, knowledge["log2_n0"], knowledge["log2_s0"])
+    shape = tuple(knowledge[k] for k in ("K", "C", "D", "L", "T"))
+    return biod_max_bits(people, *shape, knowledge["log2_n0"])
+
+
+def planned_params(plan: CapacityScale, shape: Shape, vocab_size: int, mlp: str = "gelu") -> int:
+    """P of a model before it exists (built on the meta device, no memory). Every embedding
+    row is counted: an upper bound on Def. 4.3's P, so an N that overfills this count overfills
+    the model under the paper's count too."""
+    with torch.device("meta"):
+        model = GPT(shape.config(vocab_size, plan.seq_len, mlp=mlp))
+    return count_params(model)
+
+
+def sweep_setting(plan: CapacityScale, sweep: Sweep, shape: Shape, **kw) -> Setting:
+    """The run of `shape` in `sweep`: the fewest people that overfill it by `sweep.fill` bits
+    per parameter (or the sweep's fixed N), and as many rows per step as make the run last about
+    `sweep.steps` steps. A sweep point whose data does not overfill its model is refused."""
+    probe = make_data(plan, Setting(shape, 1, sweep.exposures))  # N-free constants
+    knowledge = probe.knowledge()
+    params = planned_params(plan, shape, probe.vocab_size, kw.get("mlp", "gelu"))
+    n0 = int(round(2.0 ** knowledge["log2_n0"]))
+    if sweep.people is not None:
+        people = sweep.people
+    elif data_bits(knowledge, n0) <= sweep.fill * params:
+        raise ValueError(
+            f"model {shape.label()} ({params:,} parameters) cannot be overfilled by "
+            f"{sweep.fill} bits/param: all N0 = {n0:,} possible people hold "
+            f"{data_bits(knowledge, n0) / params:.2f}; use a smaller model or larger name pools"
+        )
+    else:  # the data's bits grow with N: bisect for the fewest people that reach the fill
+        lo, hi = 0, n0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if data_bits(knowledge, mid) <= sweep.fill * params else (lo, mid)
+        people = hi
+    held = data_bits(knowledge, people) / params
+    if held <= OVERFILL:
+        raise ValueError(
+            f"N = {people:,} people under-fill model {shape.label()} ({params:,} parameters): "
+            f"their data holds {held:.2f} bits/param, not more than {OVERFILL}; "
+            "use more people or a smaller model"
+        )
+    rows = max(1, math.ceil(people * sweep.exposures / (sweep.steps * probe.bios_per_row)))
+    return Setting(shape, people, sweep.exposures, rows=rows, **kw)
 
 
 @dataclass
@@ -166,35 +213,45 @@ def _train_only(args: tuple[CapacityScale, Setting, int]) -> str:
     return train_setting(plan, s, seed, progress=False)[0].key
 
 
+def planned_work(plan: CapacityScale, s: Setting) -> float:
+    """A run's training work in token-parameter units (steps x tokens per step x width^2), to
+    start the longest runs first so that no core idles at the end."""
+    data = make_data(plan, s)
+    return data.steps_for(s.exposures) * data.config.batch_size * s.shape.layers * s.shape.width**2
+
+
 def prefetch(plan: CapacityScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
-    """Train the runs of several settings side by side in worker processes (`run_in_workers`).
+    """Train the runs of several settings side by side in worker processes (`run_in_workers`),
+    the largest first.
 
     Results land in the run cache; `run_setting` then loads them.
     """
     if workers > 1:
-        run_in_workers(_train_only, [(plan, s, seed) for s in settings], workers)
+        order = sorted(settings, key=lambda s: -planned_work(plan, s))
+        run_in_workers(_train_only, [(plan, s, seed) for s in order], workers)
 
 
 def chapter_settings(plan: CapacityScale) -> dict[str, list[Setting]]:
     """Every run of the chapter: the size sweep, GELU/gated pairs, clean/junk/domain runs.
 
-    The MLP comparison is repeated `plan.mlp_replicas` times: at 100 exposures small models sit
-    near the onset of memorisation, where single runs differ by several times.
+    The MLP comparison runs at the low-exposure sweep point of its shape (same N, same batch),
+    repeated `plan.mlp_replicas` times: at 100 exposures small models sit near the onset of
+    memorisation, where single runs differ by several times.
 
     The three junk-experiment runs pack as many biographies per row as the domain-token run
     fits (its <dom> token makes each biography one token longer), so that the junk and the
     domain-token runs train the same number of optimizer steps on the same layout of rows.
     """
-    low_e = min(plan.exposures)
-    low_n = dict(plan.sweeps)[low_e]
+    low = min(plan.sweeps, key=lambda w: w.exposures)
     shape = plan.shapes[plan.mlp_shape]
+    mlp_point = sweep_setting(plan, low, shape)
     jn, je, jf = plan.junk_useful_people, plan.junk_exposures, plan.junk_fraction
     domain = Setting(shape, jn, je, junk_fraction=jf, domain_token=True)
     per_row = make_data(plan, domain).bios_per_row
     return {
-        "sweep": [Setting(sh, n, e) for e, n in plan.sweeps for sh in plan.shapes],
+        "sweep": [sweep_setting(plan, w, sh) for w in plan.sweeps for sh in plan.shapes],
         "mlp": [
-            Setting(shape, low_n, low_e, mlp=mlp, replica=r)
+            replace(mlp_point, mlp=mlp, replica=r)
             for r in range(plan.mlp_replicas)
             for mlp in ("gelu", "gated")
         ],

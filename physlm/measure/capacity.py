@@ -47,6 +47,11 @@ BIOS_N0 = 400 * 400 * 1000
 BIOS_S0 = 2 * (12 * 28 * 200) * 200 * 300 * 100 * 263
 BIOS_LOG2_S0 = math.log2(BIOS_S0)
 
+OVERFILL = 2.3
+"""Bits per parameter above which the data overfills a model: the paper's ceiling (Part 3.3,
+Result 1: no model stores more than 2.3 bits/param), so a model whose data holds more cannot
+store it all and its measured ratio is its capacity, not the size of its data."""
+
 
 def _check_n(n_people) -> int:
     if isinstance(n_people, bool) or not isinstance(n_people, int) or n_people < 1:
