@@ -1,4 +1,4 @@
-"""One decoder-only transformer; every variant the papers compare is a switch on `ModelConfig`.
+"""One transformer; every variant the papers compare is a switch on `ModelConfig`.
 
 "GPT2" in Parts 2-3 means GPT-2 with rotary position embedding on a fraction of each head's
 dimensions (GPT-NeoX style, Part 3.1 App. B); Part 3.3 writes shapes as GPT2-l-h (l layers, h
@@ -10,6 +10,9 @@ positions, `pos="learned"`), GPT_rel (`"relative"`), GPT_rot (`"rope"`), GPT_pos
 
 Part 4.1 (arXiv 2512.17351, Sec. 4) adds Canon layers at up to four places in a block
 (`canon="ABCD"`, see `Canon`); `llama_canon` is the paper's LlamaCanon recipe.
+
+`causal=False` lets every position attend to every other: the encoder-only (BERT-style) model
+Part 1 compares with GPT, trained with the trainer's masked-language-model objective.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class ModelConfig:
     canon: str = ""  # Part 4.1 Canon layers: placements from "ABCD" in order, e.g. "AC"
     canon_residual: bool = True  # h + conv(h) (the paper's default) or conv(h) alone
     canon_frozen: bool = False  # keep Canon weights at their random init (an ablation)
+    causal: bool = True  # False: bidirectional attention (an encoder, for masked-LM training)
 
     def __post_init__(self) -> None:
         positive = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size")
@@ -88,6 +92,18 @@ class ModelConfig:
             )
         self._check_part1_positions()
         self._check_canon()
+        self._check_causal()
+
+    def _check_causal(self) -> None:
+        """An encoder uses the SDPA path (the other variants build causal scores by hand) and no
+        Canon layer (a causal convolution by definition)."""
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"ModelConfig.causal must be a bool, got {self.causal!r}")
+        if not self.causal and (self.pos not in POSITIONS[:3] or self.canon):
+            raise ValueError(
+                f"ModelConfig.causal=False (an encoder) needs pos in {POSITIONS[:3]} and "
+                f"canon='', got pos={self.pos!r}, canon={self.canon!r}"
+            )
 
     def _check_canon(self) -> None:
         """Canon placements: letters of "ABCD", each once, in order; each needs its site."""
@@ -368,7 +384,7 @@ def uniform_weights(n_head: int, seq_len: int, device: torch.device) -> Tensor:
 
 
 class Attention(nn.Module):
-    """Causal multi-head attention; `cfg.pos` picks how scores are formed.
+    """Multi-head attention, causal unless `cfg.causal` is False; `cfg.pos` picks the scores.
 
     `learned`, `rope`, `none`: softmax(q.k / sqrt(d_head)) through SDPA. Part 1's variants
     (arXiv 2305.13673, position-embedding comparison), with d = min(i - j, D) the clipped
@@ -434,7 +450,7 @@ class Attention(nn.Module):
             c, s, r = (t.to(qk.dtype) for t in rope)  # under autocast qk is already bf16
             qk = torch.addcmul(qk * c, qk @ r, s)  # q and k rotated in one pass
         q, k = qk
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.cfg.causal)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
     def _canon_qkv(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -565,7 +581,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Pre-norm decoder-only transformer returning next-token logits."""
+    """Pre-norm transformer returning logits: of the next token (decoder, the default) or, with
+    `causal=False`, of each position's own token (an encoder, for masked positions)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

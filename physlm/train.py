@@ -3,6 +3,11 @@
 Exact resume rests on two facts: a data source's batch is a pure function of the step, and the
 checkpoint holds the model, optimizer, scheduler and RNG states. The model has no dropout, so a
 run resumed at step s continues exactly as an uninterrupted one would.
+
+Two objectives share the loop: next-token prediction (a decoder) and the masked-language-model
+objective of BERT (Devlin et al. 2019, Sec. 3.1) for an encoder (`ModelConfig.causal=False`),
+which Part 1 compares with GPT. The masking is drawn from (seed, step) alone, like the batch,
+so resume stays exact and every process of a multi-process run masks the same global batch.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from physlm.data import BatchSource
 
 PRECISIONS = ("auto", "fp32", "bf16")
+OBJECTIVES = ("next_token", "masked")
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused AdamW kernel
 EvalFn = Callable[[GPT, int], dict[str, float]]
 
@@ -58,6 +64,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     precision: str = "auto"
     compile: bool = False
+    objective: str = "next_token"  # or "masked": BERT's masked-LM loss, for an encoder
+    mask_rate: float = 0.15  # "masked": share of the loss positions chosen as targets
+    # "masked": of the chosen positions, shares replaced by [MASK], by a random token, kept
+    mask_recipe: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps <= 0:
@@ -77,6 +87,19 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}"
             )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"TrainConfig.objective must be one of {OBJECTIVES}, got {self.objective!r}"
+            )
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"TrainConfig.mask_rate must be in (0, 1), got {self.mask_rate!r}")
+        recipe = tuple(self.mask_recipe)
+        if len(recipe) != 3 or min(recipe) < 0 or abs(sum(recipe) - 1.0) > 1e-9:
+            raise ValueError(
+                "TrainConfig.mask_recipe must be three shares >= 0 summing to 1 ([MASK], random "
+                f"token, kept), got {self.mask_recipe!r}"
+            )
+        object.__setattr__(self, "mask_recipe", tuple(float(r) for r in recipe))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -194,6 +217,32 @@ def loss_columns(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> tuple:
     return x[:, :keep], y[:, :keep], mask[:, :keep]
 
 
+def masked_lm_batch(
+    batch: dict[str, torch.Tensor], cfg: TrainConfig, step: int, mask_id: int
+) -> dict[str, torch.Tensor]:
+    """The masked-LM version of a next-token batch: {"x": corrupted input, "y": the original
+    tokens, "mask": the chosen positions}, so the loss counts on those positions only.
+
+    A token x[t] may be chosen when it is one the next-token loss counts (the data's mask at
+    t - 1): padding and a row's first token never are. Each such position is chosen with
+    probability `mask_rate`; a chosen one becomes `mask_id`, a random token or stays itself in
+    the shares of `mask_recipe`. Random tokens are drawn from the batch's own tokens (the data's
+    unigram law), so padding and markers that never occur as targets are not invented.
+    """
+    x, mask = batch["x"], batch["mask"]
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    allowed = torch.zeros_like(mask)
+    allowed[:, 1:] = mask[:, :-1]
+    chosen = allowed & (torch.rand(x.shape, generator=g) < cfg.mask_rate)
+    kind = torch.rand(x.shape, generator=g)
+    pool = x[allowed] if allowed.any() else x.flatten()
+    random_tok = pool[torch.randint(len(pool), x.shape, generator=g)]
+    to_mask, to_random = cfg.mask_recipe[0], cfg.mask_recipe[0] + cfg.mask_recipe[1]
+    corrupted = torch.where(chosen & (kind < to_mask), torch.full_like(x, mask_id), x)
+    corrupted = torch.where(chosen & (kind >= to_mask) & (kind < to_random), random_tok, corrupted)
+    return {"x": corrupted, "y": x, "mask": chosen}
+
+
 def _globally_normalised(loss: torch.Tensor, mask: torch.Tensor, world: int) -> tuple:
     """This rank's loss rescaled so that N processes compute one process's update.
 
@@ -275,6 +324,18 @@ def train(
             f"data vocab_size {data.vocab_size} exceeds "
             f"ModelConfig.vocab_size {model_cfg.vocab_size}"
         )
+    masked = train_cfg.objective == "masked"
+    if masked and data.vocab_size >= model_cfg.vocab_size:
+        raise ValueError(
+            f"objective 'masked' writes [MASK] as id {data.vocab_size} (one past the data's "
+            f"vocabulary): ModelConfig.vocab_size must be at least {data.vocab_size + 1}, "
+            f"got {model_cfg.vocab_size}"
+        )
+    if not masked and not model_cfg.causal:
+        raise ValueError(
+            "objective 'next_token' needs ModelConfig.causal=True: a bidirectional model sees "
+            "the token it is asked to predict (use objective='masked' for an encoder)"
+        )
     run_dir = Path(run_dir)
     ckpt_root = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
@@ -339,13 +400,16 @@ def train(
     loss_sum, loss_count = 0.0, 0
     for step in range(start, end):
         batch = data.batch(step)
+        if masked:
+            batch = masked_lm_batch(batch, train_cfg, step, mask_id=data.vocab_size)
         x, y, mask = (batch[k][rank::world].to(acc.device) for k in ("x", "y", "mask"))
         if x.shape[0] == 0:
             raise ValueError(
                 f"a batch of {batch['x'].shape[0]} rows leaves process {rank} of {world} "
                 "without rows; use a batch size of at least the number of processes"
             )
-        x, y, mask = loss_columns(x, y, mask)
+        if model_cfg.causal:  # an encoder's positions all see the later columns
+            x, y, mask = loss_columns(x, y, mask)
         with acc.autocast():
             logits = model(x, at=mask)
         loss = lm_loss(logits, y[mask])

@@ -59,6 +59,49 @@ def test_output_shape_and_causality(changes):
     assert_shape_and_causality(GPT(cfg).eval())
 
 
+@pytest.mark.parametrize("pos", ["rope", "learned", "none"])
+def test_encoder_outputs_depend_on_later_tokens(pos):
+    """causal=False: an earlier position's output moves when only later tokens change, and the
+    encoder computes exactly softmax(q.k) attention over every position (checked by hand)."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=30, n_layer=2, n_head=2, n_embd=32, block_size=16, pos=pos, causal=False
+    )
+    model = GPT(cfg).eval()
+    x = torch.randint(0, 30, (2, 12))
+    x2 = x.clone()
+    x2[:, 7:] = (x2[:, 7:] + 1) % 30
+    with torch.no_grad():
+        y, y2 = model(x), model(x2)
+    assert not torch.allclose(y[:, :7], y2[:, :7], atol=1e-5)
+    # the same weights, causal: the earlier outputs stay
+    decoder = GPT(cfg.with_(causal=True)).eval()
+    decoder.load_state_dict(model.state_dict())
+    assert_shape_and_causality(decoder)
+    # one attention layer by hand: full (unmasked) softmax over all 12 positions
+    att = model.blocks[0].attn
+    h = torch.randn(2, 12, 32)
+    rope = (model.rope_c[:12], model.rope_s[:12], model.rope_r) if pos == "rope" else None
+    q, k, v = att.qkv(h).view(2, 12, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    if rope is not None:
+        c, s_, r = rope
+        q, k = q * c + (q @ r) * s_, k * c + (k @ r) * s_
+    w = torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1)
+    expect = att.proj((w @ v).transpose(1, 2).reshape(2, 12, 32))
+    with torch.no_grad():
+        assert torch.allclose(att(h, rope), expect, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "changes", [dict(pos="relative"), dict(pos="uniform"), dict(canon="AC")]
+)
+def test_encoder_refuses_what_only_a_decoder_has(changes):
+    with pytest.raises(ValueError, match="causal=False"):
+        ModelConfig(vocab_size=30, n_embd=32, causal=False, **changes)
+    with pytest.raises(ValueError, match="causal must be a bool"):
+        ModelConfig(vocab_size=30, n_embd=32, causal=0)
+
+
 def test_gpt2_shape_notation():
     cfg = gpt2_shape(4, 3, vocab_size=10)
     assert (cfg.n_layer, cfg.n_head, cfg.n_embd) == (4, 3, 192)

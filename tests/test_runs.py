@@ -83,21 +83,22 @@ def test_tampered_final_model_is_not_served(tmp_path):
     assert json.loads((again.dir / DONE).read_text())["model_sha256"]
 
 
-def _run(root: Path) -> subprocess.Popen:
+def _run(root: Path, objective: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen(
-        [sys.executable, str(HERE / "killable_run.py"), str(root)],
+        [sys.executable, str(HERE / "killable_run.py"), str(root), objective],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
 
 
-def test_sigkill_halfway_then_resume_gives_the_uninterrupted_result(tmp_path):
-    reference = _run(tmp_path / "ref")
+@pytest.mark.parametrize("objective", ["next_token", "masked"])
+def test_sigkill_halfway_then_resume_gives_the_uninterrupted_result(tmp_path, objective):
+    reference = _run(tmp_path / "ref", objective)
     ref = json.loads(reference.communicate(timeout=300)[0].splitlines()[-1])
 
-    victim = _run(tmp_path / "cut")
+    victim = _run(tmp_path / "cut", objective)
     deadline = time.time() + 300
     ckpts: list[Path] = []
     while time.time() < deadline:
@@ -110,7 +111,7 @@ def test_sigkill_halfway_then_resume_gives_the_uninterrupted_result(tmp_path):
     assert ckpts, "the victim never wrote a checkpoint"
     assert not list((tmp_path / "cut").glob(f"*/{DONE}")), "killed too late: run already done"
 
-    resumed = _run(tmp_path / "cut")
+    resumed = _run(tmp_path / "cut", objective)
     out = json.loads(resumed.communicate(timeout=300)[0].splitlines()[-1])
     assert out["cached"] is False
     assert out["losses"] == ref["losses"]

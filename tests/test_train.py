@@ -7,7 +7,7 @@ import torch
 from toydata import CountingData
 
 from physlm.checkpoint import list_checkpoints
-from physlm.model import ModelConfig
+from physlm.model import GPT, ModelConfig
 from physlm.train import TrainConfig, lr_at, train
 
 MODEL = ModelConfig(vocab_size=16, n_layer=1, n_head=2, n_embd=32, block_size=16)
@@ -121,3 +121,72 @@ def test_loss_columns_cut_only_what_no_loss_can_see():
         assert torch.allclose(p.grad, full[n], atol=1e-6), n
     none = torch.zeros_like(mask)
     assert loss_columns(x, y, none)[0].shape[1] == 1  # no target at all: one column is kept
+
+
+# ------------------------------------------------------------------ masked-LM objective (encoder)
+
+ENCODER = MODEL.with_(vocab_size=17, causal=False)  # one id past the data's 16: [MASK]
+MASKED = TrainConfig(steps=1, lr=1e-3, warmup_steps=0, log_every=1, objective="masked")
+
+
+def test_masked_batch_chooses_only_loss_tokens_in_the_recipe_shares():
+    from physlm.train import masked_lm_batch
+
+    data = CountingData(batch_size=64, seq_len=12)
+    batch = data.batch(3)
+    batch["mask"][:, 8:] = False  # the tail is not a target: its tokens may not be chosen
+    cfg = TrainConfig(steps=10, mask_rate=0.5, mask_recipe=(0.5, 0.25, 0.25))
+    out = masked_lm_batch(batch, cfg, step=3, mask_id=16)
+    chosen = out["mask"]
+    assert torch.equal(out["y"], batch["x"])
+    assert not chosen[:, 0].any() and not chosen[:, 9:].any()  # x[t] counts iff mask[t - 1]
+    rate = chosen[:, 2:9].float().mean().item()  # allowed: 2..8 (CountingData skips t = 0)
+    assert abs(rate - 0.5) < 0.06
+    unchosen = ~chosen
+    assert torch.equal(out["x"][unchosen], batch["x"][unchosen])
+    became_mask = (out["x"] == 16) & chosen
+    assert abs(became_mask.sum().item() / chosen.sum().item() - 0.5) < 0.08
+    changed = (out["x"] != batch["x"]) & chosen & ~became_mask
+    assert 0 < changed.sum().item() / chosen.sum().item() < 0.25  # random draws may hit the same
+    assert set(out["x"][changed].tolist()) <= set(batch["x"][:, 1:].flatten().tolist())
+    again = masked_lm_batch(data.batch(3) | {"mask": batch["mask"]}, cfg, step=3, mask_id=16)
+    assert all(torch.equal(again[k], out[k]) for k in out)  # a pure function of (seed, step)
+    other = masked_lm_batch(batch, cfg, step=4, mask_id=16)
+    assert not torch.equal(other["mask"], chosen)
+
+
+def test_masked_loss_is_cross_entropy_on_the_chosen_positions_only(tmp_path):
+    """The first logged loss (before any update) equals a hand computation on the same batch."""
+    from physlm.train import masked_lm_batch, seed_everything
+
+    data = CountingData(batch_size=4, seq_len=10)
+    _, metrics = train(ENCODER, MASKED, data, tmp_path, progress=False)
+    seed_everything(MASKED.seed)
+    model = GPT(ENCODER)
+    m = masked_lm_batch(data.batch(0), MASKED, step=0, mask_id=16)
+    assert m["mask"].any() and not m["mask"].all()
+    with torch.no_grad():
+        logp = torch.log_softmax(model(m["x"]), dim=-1)  # every position, full width
+    picked = [-logp[b, t, m["y"][b, t]] for b, t in m["mask"].nonzero().tolist()]
+    assert metrics[0]["loss"] == pytest.approx(float(sum(picked) / len(picked)), rel=1e-5)
+
+
+def test_objectives_refuse_the_wrong_model(tmp_path):
+    with pytest.raises(ValueError, match="vocab_size must be at least 17"):
+        train(MODEL.with_(causal=False), MASKED, CountingData(), tmp_path / "a", progress=False)
+    with pytest.raises(ValueError, match="needs ModelConfig.causal=True"):
+        train(ENCODER, TRAIN, CountingData(), tmp_path / "b", progress=False)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        TrainConfig(steps=1, objective="mlm")
+    with pytest.raises(ValueError, match="mask_rate"):
+        TrainConfig(steps=1, mask_rate=0.0)
+    with pytest.raises(ValueError, match="mask_recipe"):
+        TrainConfig(steps=1, mask_recipe=(0.8, 0.1))
+    assert TrainConfig.from_dict(MASKED.to_dict()) == MASKED  # the recipe survives JSON
+
+
+def test_encoder_learns_counting_from_masked_tokens(tmp_path):
+    cfg = TrainConfig(steps=200, lr=3e-3, warmup_steps=5, log_every=20, objective="masked")
+    _, metrics = train(ENCODER, cfg, CountingData(batch_size=32), tmp_path, progress=False)
+    losses = [m["loss"] for m in metrics if m["kind"] == "train"]
+    assert losses[-1] < 0.5 * losses[0]
