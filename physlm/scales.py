@@ -352,6 +352,8 @@ class CFGScale:
     positions: tuple[str, ...] = PART1_POSITIONS
     noise: float = 0.1  # share of corrupted pretraining sentences in the robustness run
     noise_fraction: float = 0.15  # share of a corrupted sentence's tokens replaced
+    encoder: bool = True  # also train GPT_rot's shape as an encoder on masked tokens
+    mask_rate: float = 0.15  # the encoder's masked-LM rate (BERT's 15%, 80/10/10 recipe)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.positions if p not in PART1_POSITIONS]
@@ -366,6 +368,8 @@ class CFGScale:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not 0.0 < self.noise <= 1.0:
             raise ValueError(f"noise must be in (0, 1], got {self.noise!r}")
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate!r}")
         if self.shape.approx_params() > self.max_params:
             raise ValueError(
                 f"shape {self.shape.label()} (~{self.shape.approx_params():,} parameters) is too "

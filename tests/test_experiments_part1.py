@@ -44,8 +44,14 @@ def test_scale_checks_name_the_parameter():
 
 def test_settings_and_data_streams():
     settings = E.chapter_settings(PLAN)
-    assert [s.pos for s in settings] == [*PLAN.positions, "rope"]
-    assert [s.noisy for s in settings] == [False] * len(PLAN.positions) + [True]
+    assert [s.pos for s in settings] == [*PLAN.positions, "rope", "rope"]
+    assert [s.noisy for s in settings] == [False] * len(PLAN.positions) + [True, False]
+    assert [s.encoder for s in settings] == [False] * (len(PLAN.positions) + 1) + [True]
+    assert E.chapter_settings(dataclasses.replace(PLAN, encoder=False)) == settings[:-1]
+    with pytest.raises(ValueError, match="encoder setting is GPT_rot's shape"):
+        E.Setting("relative", encoder=True)
+    with pytest.raises(ValueError, match="mask_rate must be in"):
+        dataclasses.replace(PLAN, mask_rate=1.0)
     clean = E.make_data(PLAN, E.Setting("rope"))
     noisy = E.make_data(PLAN, E.Setting("rope", noisy=True))
     assert clean.config.noise == 0.0 and noisy.config.noise == PLAN.noise
@@ -157,3 +163,48 @@ def test_attention_excess_has_every_level_layer_and_head_and_feeds_the_rows():
         gap = excess[r["level"] - 1, r["layer"] - 1]
         assert r["best head"] == int(gap.argmax())
         assert r["end - other (best head)"] == float(gap.max())
+
+
+def test_encoder_run_is_bidirectional_masked_and_keyed_apart(tmp_path, monkeypatch):
+    """The encoder setting trains GPT_rot's shape with causal=False on masked tokens, one id more
+    for [MASK]; its run key differs from GPT_rot's, whose run is untouched."""
+    monkeypatch.setenv("PHYSLM_RUNS", str(tmp_path))
+    plan = dataclasses.replace(PLAN, steps=4)
+    enc = E.train_setting(plan, E.Setting("rope", encoder=True), progress=False)
+    dec = E.train_setting(plan, E.Setting("rope"), progress=False)
+    assert enc.key != dec.key
+    vocab = E.make_data(plan, E.Setting("rope")).vocab_size
+    assert enc.model.cfg == dec.model.cfg.with_(vocab_size=vocab + 1, causal=False)
+    assert E.train_config(plan, 0, "masked").objective == "masked"
+
+
+def test_masked_token_accuracy_counts_masked_terminals_against_the_majority_guess():
+    ev = E.eval_set(GRAMMAR, 40, 4)
+    vocab = ev.tokens.vocab_size + 1
+    torch.manual_seed(0)
+    untrained = GPT(PLAN.model_config(vocab, "rope").with_(causal=False))
+    res = E.masked_token_accuracy(untrained, ev, 0.3, seed=1)
+    assert res["n"] > 0 and 0 <= res["correct"] <= res["n"]
+    # the targets, recomputed: each a terminal of a sentence, about 30% of them chosen
+    assert abs(res["n"] / int(ev.valid.sum()) - 0.3) < 0.08
+    assert res["majority"] >= res["n"] / ev.tokens.num_terminals  # the most frequent of 3
+    assert E.masked_token_accuracy(untrained, ev, 0.3, seed=1) == res  # seeded
+
+
+def test_encoder_states_see_each_sentence_alone():
+    """An encoder's states of a sentence do not depend on the padding or the other sentences
+    of the batch; a decoder's come straight from the padded batch."""
+    ev = E.eval_set(GRAMMAR, 6, 5)
+    vocab = ev.tokens.vocab_size + 1
+    torch.manual_seed(0)
+    enc = GPT(PLAN.model_config(vocab, "rope").with_(causal=False)).eval()
+    states = E.sentence_states(enc, ev)
+    b = int(np.argmin(ev.draw.lengths))
+    n = int(ev.draw.lengths[b])
+    alone = E.hidden_states(enc, ev.idx[b : b + 1, : n + 2])
+    for layer, h in states.items():
+        torch.testing.assert_close(h[b, : n + 2], alone[layer][0])
+        assert not h[b, n + 2 :].any()
+    dec = GPT(PLAN.model_config(vocab, "rope")).eval()
+    for layer, h in E.sentence_states(dec, ev).items():
+        torch.testing.assert_close(h, E.hidden_states(dec, ev.idx)[layer])

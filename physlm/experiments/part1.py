@@ -2,9 +2,11 @@
 
 One model shape is trained once per position encoding (GPT, GPT_rel, GPT_rot, GPT_pos, GPT_uni)
 on fresh samples of one grammar, plus one rotary model pretrained on noisy data for the
-robustness test. Every measure is a function of a trained run: generation accuracy (the DP check),
-KL to the grammar's exact next-token law, diversity, linear probes of the parse, and attention
-between subtree ends. The chapter only picks the calls and shows them.
+robustness test and one encoder of GPT_rot's shape (bidirectional attention, BERT's masked-LM
+objective) on the same clean stream and token budget, for the encoder-vs-decoder comparison.
+Every measure is a function of a trained run: generation accuracy (the DP check), KL to the
+grammar's exact next-token law, diversity, linear probes of the parse, and attention between
+subtree ends. The chapter only picks the calls and shows them.
 """
 
 from __future__ import annotations
@@ -35,15 +37,35 @@ NAMES = {  # the paper's names for the position switches
 }
 
 
+ENCODER = "encoder (masked LM)"
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One pretraining run: a position encoding, on clean or noisy sentences."""
+    """One pretraining run: a position encoding, on clean or noisy sentences; `encoder`: the
+    same shape with bidirectional attention, trained on masked tokens (BERT-style)."""
 
     pos: str
     noisy: bool = False
+    encoder: bool = False
+
+    def __post_init__(self) -> None:
+        if self.encoder and (self.noisy or self.pos != "rope"):
+            raise ValueError(
+                f"the encoder setting is GPT_rot's shape on clean data (pos='rope', noisy=False), "
+                f"got pos={self.pos!r}, noisy={self.noisy}"
+            )
 
     def label(self) -> str:
+        if self.encoder:
+            return ENCODER
         return NAMES[self.pos] + (" + noisy data" if self.noisy else "")
+
+    @property
+    def cost(self) -> int:
+        """Relative one-core training time (GPT_rel's distance terms make it about twice the
+        others'): workers take the costly runs first, so no core idles at the end."""
+        return 2 if self.pos == "relative" else 1
 
 
 def make_data(plan: CFGScale, s: Setting, seed: int = 0) -> CFGStream:
@@ -57,7 +79,7 @@ def make_data(plan: CFGScale, s: Setting, seed: int = 0) -> CFGStream:
     )
 
 
-def train_config(plan: CFGScale, seed: int = 0) -> TrainConfig:
+def train_config(plan: CFGScale, seed: int = 0, objective: str = "next_token") -> TrainConfig:
     return TrainConfig(
         steps=plan.steps,
         lr=plan.lr,
@@ -65,19 +87,25 @@ def train_config(plan: CFGScale, seed: int = 0) -> TrainConfig:
         weight_decay=plan.weight_decay,
         seed=seed,
         log_every=max(1, plan.steps // 50),
+        objective=objective,
+        mask_rate=plan.mask_rate,
     )
 
 
 def train_setting(plan: CFGScale, s: Setting, seed: int = 0, progress: bool = True) -> Run:
     """Train (or load from the run cache) the model of one setting."""
     data = make_data(plan, s, seed)
+    if s.encoder:  # one id more for [MASK] (the trainer writes it one past the data's ids)
+        model_cfg = plan.model_config(data.vocab_size + 1, s.pos).with_(causal=False)
+        return get_or_train(model_cfg, train_config(plan, seed, "masked"), data, progress=progress)
     model_cfg = plan.model_config(data.vocab_size, s.pos)
     return get_or_train(model_cfg, train_config(plan, seed), data, progress=progress)
 
 
 def chapter_settings(plan: CFGScale) -> list[Setting]:
-    """Every run of the chapter: each position encoding, then rotary on noisy data."""
-    return [Setting(p) for p in plan.positions] + [Setting("rope", noisy=True)]
+    """Every run of the chapter: each position encoding, rotary on noisy data, the encoder."""
+    settings = [Setting(p) for p in plan.positions] + [Setting("rope", noisy=True)]
+    return settings + ([Setting("rope", encoder=True)] if plan.encoder else [])
 
 
 def _train_only(args: tuple[CFGScale, Setting, int]) -> str:
@@ -89,7 +117,8 @@ def _train_only(args: tuple[CFGScale, Setting, int]) -> str:
 def prefetch(plan: CFGScale, settings: list[Setting], seed: int = 0, workers: int = 1) -> None:
     """Train the missing runs side by side in worker processes (see `run_in_workers`)."""
     if workers > 1:
-        run_in_workers(_train_only, [(plan, s, seed) for s in settings], workers)
+        costly_first = sorted(settings, key=lambda s: -s.cost)
+        run_in_workers(_train_only, [(plan, s, seed) for s in costly_first], workers)
 
 
 def train_all(scale: str, seed: int = 0, workers: int | None = None) -> int:
@@ -188,6 +217,55 @@ def uniform_kl(ev: EvalSet) -> float:
 PROBE_TASKS = ("NT ancestor (at NT ends)", "NT end")
 
 
+def sentence_states(model: GPT, ev: EvalSet) -> dict[int, torch.Tensor]:
+    """{layer: [B, 1+T, d]} hidden states of the eval sentences, as `hidden_states` of `ev.idx`.
+
+    A decoder reads them from the padded batch (no position sees the padding after it). An
+    encoder sees every position, so each sentence runs alone, framed as in training (<bos>
+    sentence <eos>), and the states past it are zeros (no label is read there).
+    """
+    if model.cfg.causal:
+        return hidden_states(model, ev.idx)
+    lengths = ev.draw.lengths
+    out: dict[int, torch.Tensor] = {}
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        states = hidden_states(model, ev.idx[rows, : int(length) + 2])
+        for layer, h in states.items():
+            if layer not in out:
+                out[layer] = h.new_zeros(ev.idx.shape[0], ev.idx.shape[1], h.shape[-1])
+            out[layer][torch.from_numpy(rows), : int(length) + 2] = h
+    return out
+
+
+@torch.no_grad()
+def masked_token_accuracy(model: GPT, ev: EvalSet, rate: float, seed: int) -> dict:
+    """How often an encoder names a masked terminal (each chosen with probability `rate`,
+    replaced by [MASK], one past the data's ids), against always guessing the most frequent
+    terminal among the masked ones. Sentences run alone, framed as in training."""
+    tokens = ev.tokens
+    g = torch.Generator().manual_seed(seed)
+    idx = ev.idx.clone()
+    chosen = torch.zeros_like(idx, dtype=torch.bool)
+    chosen[:, 1:] = ev.valid & (torch.rand(ev.valid.shape, generator=g) < rate)
+    idx[chosen] = tokens.vocab_size
+    hits, total = 0, 0
+    lengths = ev.draw.lengths
+    model.eval()
+    for length in np.unique(lengths):
+        rows = torch.from_numpy(np.flatnonzero(lengths == length))
+        width = int(length) + 2
+        at = chosen[rows, :width]
+        if not at.any():
+            continue
+        pred = model(idx[rows, :width], at=at).argmax(-1)
+        hits += int((pred == ev.idx[rows, :width][at]).sum())
+        total += int(at.sum())
+    answers = ev.idx[chosen]
+    majority = int(torch.bincount(answers).max()) if total else 0
+    return {"correct": hits, "n": total, "majority": majority}
+
+
 def probe_parse(model: GPT, ev: EvalSet) -> list[dict]:
     """Linear probes of the parse on every layer's hidden states (Part 1 Sec. 4).
 
@@ -198,7 +276,7 @@ def probe_parse(model: GPT, ev: EvalSet) -> list[dict]:
     `n`, the number of test positions scored (the accuracy's sample size).
     """
     grammar, draw, valid = ev.grammar, ev.draw, ev.valid
-    states = hidden_states(model, ev.idx)  # {layer: [B, 1+T, d]}; token t sits at position t + 1
+    states = sentence_states(model, ev)  # {layer: [B, 1+T, d]}; token t sits at position t + 1
     train, test = train_test_split(len(draw.lengths), 0.2, ev.seed)
     rows = []
     for level in range(1, grammar.depth):
