@@ -11,6 +11,7 @@ subtree ends. The chapter only picks the calls and shows them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,6 +218,14 @@ def uniform_kl(ev: EvalSet) -> float:
 PROBE_TASKS = ("NT ancestor (at NT ends)", "NT end")
 
 
+def _alone(ev: EvalSet) -> Iterator[tuple[torch.Tensor, int]]:
+    """(rows, width) per sentence length: the eval sentences of that length, framed as in
+    training (<bos> sentence <eos>) in the first `width` columns of `ev.idx`."""
+    lengths = ev.draw.lengths
+    for length in np.unique(lengths):
+        yield torch.from_numpy(np.flatnonzero(lengths == length)), int(length) + 2
+
+
 def sentence_states(model: GPT, ev: EvalSet) -> dict[int, torch.Tensor]:
     """{layer: [B, 1+T, d]} hidden states of the eval sentences, as `hidden_states` of `ev.idx`.
 
@@ -226,15 +235,12 @@ def sentence_states(model: GPT, ev: EvalSet) -> dict[int, torch.Tensor]:
     """
     if model.cfg.causal:
         return hidden_states(model, ev.idx)
-    lengths = ev.draw.lengths
     out: dict[int, torch.Tensor] = {}
-    for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
-        states = hidden_states(model, ev.idx[rows, : int(length) + 2])
-        for layer, h in states.items():
+    for rows, width in _alone(ev):
+        for layer, h in hidden_states(model, ev.idx[rows, :width]).items():
             if layer not in out:
                 out[layer] = h.new_zeros(ev.idx.shape[0], ev.idx.shape[1], h.shape[-1])
-            out[layer][torch.from_numpy(rows), : int(length) + 2] = h
+            out[layer][rows, :width] = h
     return out
 
 
@@ -250,11 +256,8 @@ def masked_token_accuracy(model: GPT, ev: EvalSet, rate: float, seed: int) -> di
     chosen[:, 1:] = ev.valid & (torch.rand(ev.valid.shape, generator=g) < rate)
     idx[chosen] = tokens.vocab_size
     hits, total = 0, 0
-    lengths = ev.draw.lengths
     model.eval()
-    for length in np.unique(lengths):
-        rows = torch.from_numpy(np.flatnonzero(lengths == length))
-        width = int(length) + 2
+    for rows, width in _alone(ev):
         at = chosen[rows, :width]
         if not at.any():
             continue
