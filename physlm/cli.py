@@ -192,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="On several GPUs: `accelerate launch -m physlm train CHAPTER --scale gpu` (or "
         "paper) trains each run on all processes (data parallel, the loss averaged over the "
         "whole step's tokens), then `python -m physlm chapter CHAPTER --scale gpu` executes the "
-        "chapter from the filled cache. `physlm train tiny --scale smoke` trains one "
-        "seconds-long run: a check of the setup before a long launch.",
+        "chapter from the filled cache. `physlm train tiny --scale smoke` trains two "
+        "seconds-long runs (next-token and masked LM): a check of the setup before a long "
+        "launch.",
     )
     p.add_argument("name", help="chapter name, e.g. part3_3_capacity, or tiny")
     p.add_argument("--scale", type=_scale, required=True, help=scale_help)
