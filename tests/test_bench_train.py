@@ -134,3 +134,29 @@ def test_trainer_clipping_equals_clip_grad_norm():
         assert torch.equal(a.grad, b.grad)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
     assert norm == pytest.approx(1.0, abs=1e-5)
+
+
+def test_named_shapes_are_the_chapters_cpu_models_and_same_arch_matches_transformers():
+    """Each --shape is its chapter's own cpu model; --same-arch leaves no difference to report."""
+    from physlm.experiments import part4_1 as p41
+    from physlm.scales import BENCH_TRAIN, part1, part4_1
+
+    assert bench.bench_shape("part3_3") == (BENCH_TRAIN, "physlm.scales.BENCH_TRAIN")
+    shape, _ = bench.bench_shape("part1")
+    plan = part1("cpu")
+    assert (shape["batch_size"], shape["seq_len"]) == (plan.batch_size, plan.seq_len)
+    assert shape["model"] == plan.model_config(shape["model"].vocab_size, "rope")
+    shape, _ = bench.bench_shape("part4_1")
+    plan = part4_1("cpu")
+    assert shape["model"] == p41.model_config(plan, "RoPE", p41.make_data(plan))
+    assert shape["batch_size"] == plan.batch_size
+    assert shape["seq_len"] <= shape["model"].block_size
+    for cfg in (SMALL, SMALL.with_(mlp="gated", qk_norm=True)):
+        twin = bench.as_transformers(cfg)
+        assert bench.hf_differences(twin) == []
+        if cfg.mlp == "gelu":
+            pytest.importorskip("transformers", reason="the bench's baseline needs transformers")
+            hf = sum(p.numel() for p in bench.hf_model(twin).parameters())
+            assert hf == count_params(GPT(twin))
+    with pytest.raises(ValueError, match="shape must be one of"):
+        bench.bench_shape("part9")

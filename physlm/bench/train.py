@@ -1,12 +1,15 @@
 """Training throughput: physlm's trainer against Hugging Face transformers on the same shape.
 
-`python -m physlm bench train [--steps N] [--mlp gelu|gated] [--threads T]` trains the model
-shape of `physlm.scales.BENCH_TRAIN` (Part 3.3's `cpu`-scale model) with `physlm.train.train`,
+`python -m physlm bench train [--shape part3_3|part1|part4_1] [--same-arch] [--steps N]
+[--mlp gelu|gated] [--threads T]` trains a `cpu` chapter's model shape (by default
+`physlm.scales.BENCH_TRAIN`, Part 3.3's largest) with `physlm.train.train`,
 the real training path (clipping, schedule and logging included; its one checkpoint, at the end,
 falls outside the timed steps), on random tokens, and in the same run the same shape as a
 transformers model in a plain AdamW loop. The two
 alternate for `--rounds` rounds so that load from other jobs falls on both; the first `--warmup`
-steps of every run are excluded and the best round of each side is reported.
+steps of every run are excluded and the best round of each side is reported. The chapters'
+models differ from GPT-2 (rotary positions, no biases); `--same-arch` gives physlm the
+transformers model's own switches, so that both sides do the same arithmetic.
 
 It prints tokens/s of each side, `ratio physlm/transformers: X.XX`, and the model FLOP
 utilisation of the physlm run: 6 x params x tokens/s (the forward + backward matmul work of a
@@ -46,13 +49,49 @@ MLPS = ("gelu", "gated")
 TIMED_TOKENS = 100_000  # per run by default: ~1 s of the bench shape on one CPU core
 
 
-def bench_shape() -> tuple[dict, str]:
-    """The shape to measure and where it came from."""
+SHAPES = ("part3_3", "part1", "part4_1")  # --shape: the default first
+
+
+def bench_shape(name: str = "part3_3") -> tuple[dict, str]:
+    """The shape to measure and where it came from: Part 3.3's largest `cpu` model (the
+    default), Part 1's GPT_rot or Part 4.1's RoPE model at `cpu`, each with its chapter's
+    vocabulary, batch and context (Part 4.1: the width of its first padded batch)."""
+    if name not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {name!r}")
+    if name == "part1":
+        from physlm.data.cfg_stream import CFGStream
+        from physlm.scales import part1
+
+        plan = part1("cpu")
+        grammar = plan.grammar.build()
+        vocab = CFGStream(
+            grammar=grammar, batch_size=plan.batch_size, seq_len=plan.seq_len
+        ).vocab_size
+        sizes = {"batch_size": plan.batch_size, "seq_len": plan.seq_len}
+        return {"model": plan.model_config(vocab, "rope")} | sizes, "Part 1 cpu, GPT_rot"
+    if name == "part4_1":
+        from physlm.experiments.part4_1 import make_data, model_config
+        from physlm.scales import part4_1
+
+        plan = part4_1("cpu")
+        data = make_data(plan)
+        width = int(data.batch(0)["x"].shape[1])
+        shape = {"model": model_config(plan, "RoPE", data), "batch_size": plan.batch_size}
+        return shape | {"seq_len": width}, "Part 4.1 cpu, RoPE"
     try:
         from physlm.scales import BENCH_TRAIN
     except ImportError:
         return FALLBACK_BENCH_TRAIN, "FALLBACK_BENCH_TRAIN (physlm.scales.BENCH_TRAIN not defined)"
     return BENCH_TRAIN, "physlm.scales.BENCH_TRAIN"
+
+
+def as_transformers(cfg: ModelConfig) -> ModelConfig:
+    """The physlm switches that build the transformers model's own architecture: GPT-2's learned
+    positions and biases for the GELU MLP; rotary on every head dim, RMSNorm for the gated one.
+    Both sides then do the same arithmetic, so the ratio measures the implementations alone."""
+    if cfg.mlp == "gelu":
+        return cfg.with_(pos="learned", bias=True, norm="layer", qk_norm=False)
+    return cfg.with_(pos="rope", rope_fraction=1.0, norm="rms", qk_norm=False)
 
 
 class RandomTokens:
@@ -291,6 +330,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="torch CPU threads (default: what the cpu scale trains with, else torch's)",
     )
+    p.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default=SHAPES[0],
+        help="which chapter's cpu model to time (default: Part 3.3's largest)",
+    )
+    p.add_argument(
+        "--same-arch",
+        action="store_true",
+        help="physlm with the transformers model's positions, biases and norm (same arithmetic)",
+    )
     p.add_argument("--compile", action="store_true", help="physlm with TrainConfig(compile=True)")
     p.add_argument(
         "--profile",
@@ -517,10 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads is not None else _scale_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    shape, source = bench_shape()
+    shape, source = bench_shape(args.shape)
     cfg: ModelConfig = shape["model"]
     if args.mlp is not None:
         cfg = cfg.with_(mlp=args.mlp)
+    if args.same_arch:
+        cfg = as_transformers(cfg)
     batch, seq = shape["batch_size"], shape["seq_len"]
     if seq > cfg.block_size:
         raise ValueError(f"bench seq_len {seq} exceeds the model's block_size {cfg.block_size}")
