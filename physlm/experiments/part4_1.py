@@ -17,7 +17,7 @@ from physlm.experiments.workers import run_in_workers
 from physlm.measure.generation import greedy_grouped
 from physlm.model import GPT, ModelConfig
 from physlm.runs import Run, get_or_train
-from physlm.scales import CanonScale, part4_1
+from physlm.scales import CANON_ABLATIONS, CANON_MAIN, CanonScale, part4_1
 from physlm.train import TrainConfig
 
 CHAPTER = "part4_1_canon"
@@ -33,6 +33,9 @@ VARIANTS: dict[str, dict] = {
     "NoPE + Canon (no residual)": dict(pos="none", canon="ABCD", canon_residual=False),
     "NoPE + Canon (frozen)": dict(pos="none", canon="ABCD", canon_frozen=True),
 }
+# The four architectures of the main comparison, and the ablations of NoPE + Canon (each changes
+# one thing of it; NoPE, with no Canon at all, is their floor).
+MAIN, ABLATIONS = CANON_MAIN, CANON_ABLATIONS
 
 
 def check_variants(plan: CanonScale) -> None:
@@ -88,11 +91,12 @@ def _train_only(args: tuple[CanonScale, str, int]) -> str:
 
 
 def prefetch(plan: CanonScale, seed: int = 0, workers: int = 1) -> None:
-    """Train the missing runs side by side in worker processes (see `run_in_workers`), the
-    Canon runs (slower per step on a CPU) first so that the workers finish together."""
+    """Train the missing runs side by side in worker processes (see `run_in_workers`), those
+    with more Canon places (slower per step on a CPU) first so that the workers finish
+    together."""
     check_variants(plan)
     if workers > 1:
-        longest_first = sorted(plan.variants, key=lambda v: not VARIANTS[v].get("canon"))
+        longest_first = sorted(plan.variants, key=lambda v: -len(VARIANTS[v].get("canon", "")))
         run_in_workers(_train_only, [(plan, v, seed) for v in longest_first], workers)
 
 
