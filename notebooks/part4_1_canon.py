@@ -25,8 +25,8 @@
 #
 # This chapter tests those claims on the reasoning-breadth task Brevo at the scale it was
 # executed with (see the parameters below), takes the Canon layer apart as the paper's
-# ablations do (which places matter, the residual, trained or frozen weights), and closes with a
-# ledger of the paper's claims next to ours.
+# ablations do (which places matter and the residual; at the scales that run it, trained
+# against frozen weights), and closes with a ledger of the paper's claims next to ours.
 
 # %% [markdown]
 # ## At a glance
