@@ -59,8 +59,6 @@ from physlm.claims import (
 )
 from physlm.data.brevo import size_weights
 from physlm.experiments.part4_1 import (
-    ABLATIONS,
-    MAIN,
     VARIANTS,
     accuracy,
     answer_all,
@@ -71,7 +69,7 @@ from physlm.experiments.part4_1 import (
 )
 from physlm.model import GPT, count_params
 from physlm.plots import accuracy_bars, loss_curves, savefig, use_style
-from physlm.scales import SCALES, part4_1
+from physlm.scales import CANON_ABLATIONS, CANON_MAIN, SCALES, part4_1
 
 if not isinstance(seed, int) or seed < 0:
     raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -172,8 +170,8 @@ t0 = time.perf_counter()
 prefetch(plan, seed, workers=plan.workers)
 runs = {v: train_variant(plan, v, seed, progress=False) for v in plan.variants}
 print(f"{len(runs)} runs ready in {time.perf_counter() - t0:.0f} s with {plan.workers} worker(s)")
-main = [v for v in MAIN if v in runs]  # the four architectures; the ablations come later
-ablations = [v for v in ABLATIONS if v in runs]
+main = [v for v in CANON_MAIN if v in runs]  # the four architectures; the ablations come later
+ablations = [v for v in CANON_ABLATIONS if v in runs]
 
 # %% [markdown]
 # ## Training: who learns, and when
@@ -217,13 +215,18 @@ display(
 )
 
 # %% mystnb={"figure": {"caption": "Share of held-out graphs answered exactly (the needed nodes, each once, in a valid order), with 95% Wilson intervals, at the largest training size N and at N/2.", "name": "fig-part4-1-accuracy"}}
-ax = accuracy_bars(
-    [f"n = {n}" for n in plan.test_sizes],
-    {v: [(acc[v][n].k, acc[v][n].n) for n in plan.test_sizes] for v in main},
-    axis_label="graphs answered exactly",
-    title="Brevo: exact answers on held-out graphs",
-)
-_ = savefig(ax.figure, "part4_1_accuracy")
+def exact_bars(variants: list[str], title: str, name: str) -> None:
+    """Exact answers of `variants` at each test size, with their intervals, saved as `name`."""
+    ax = accuracy_bars(
+        [f"n = {n}" for n in plan.test_sizes],
+        {v: [(acc[v][n].k, acc[v][n].n) for n in plan.test_sizes] for v in variants},
+        axis_label="graphs answered exactly",
+        title=title,
+    )
+    savefig(ax.figure, name)
+
+
+exact_bars(main, "Brevo: exact answers on held-out graphs", "part4_1_accuracy")
 
 # %% [markdown]
 # What a wrong answer looks like: for each architecture, the first test graphs of N nodes it
@@ -290,13 +293,7 @@ else:
 
 # %% mystnb={"figure": {"caption": "The ablations of NoPE + Canon on held-out graphs (exact answers, 95% Wilson intervals): NoPE without Canon on the left, then each ablation this scale ran (the table above), and NoPE + Canon with all four places on the right.", "name": "fig-part4-1-ablations"}}
 if ladder:
-    ax = accuracy_bars(
-        [f"n = {n}" for n in plan.test_sizes],
-        {v: [(acc[v][n].k, acc[v][n].n) for n in plan.test_sizes] for v in ladder},
-        axis_label="graphs answered exactly",
-        title="Brevo: ablations of NoPE + Canon",
-    )
-    _ = savefig(ax.figure, "part4_1_ablations")
+    exact_bars(ladder, "Brevo: ablations of NoPE + Canon", "part4_1_ablations")
 
 # %% mystnb={"figure": {"caption": "Training loss of the ablations against the optimizer step (the same batches for every run): how soon each one leaves the plateau.", "name": "fig-part4-1-ablation-loss"}}
 if ladder:

@@ -17,7 +17,7 @@ from physlm.experiments.workers import run_in_workers
 from physlm.measure.generation import greedy_grouped
 from physlm.model import GPT, ModelConfig
 from physlm.runs import Run, get_or_train
-from physlm.scales import CANON_ABLATIONS, CANON_MAIN, CanonScale, part4_1
+from physlm.scales import CanonScale, part4_1
 from physlm.train import TrainConfig
 
 CHAPTER = "part4_1_canon"
@@ -33,9 +33,6 @@ VARIANTS: dict[str, dict] = {
     "NoPE + Canon (no residual)": dict(pos="none", canon="ABCD", canon_residual=False),
     "NoPE + Canon (frozen)": dict(pos="none", canon="ABCD", canon_frozen=True),
 }
-# The four architectures of the main comparison, and the ablations of NoPE + Canon (each changes
-# one thing of it; NoPE, with no Canon at all, is their floor).
-MAIN, ABLATIONS = CANON_MAIN, CANON_ABLATIONS
 
 
 def check_variants(plan: CanonScale) -> None:
