@@ -14,7 +14,7 @@ import torch
 
 from physlm.model import ModelConfig
 from physlm.runs import Run, get_or_train
-from physlm.train import TrainConfig
+from physlm.train import OBJECTIVES, TrainConfig
 
 CHAPTER = "tiny"
 SCALES = ("smoke",)
@@ -59,9 +59,6 @@ class CountingRows:
         }
 
 
-OBJECTIVES = ("next_token", "masked")
-
-
 def setting(
     seed: int = 0, objective: str = "next_token"
 ) -> tuple[ModelConfig, TrainConfig, CountingRows]:
@@ -75,8 +72,9 @@ def setting(
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     masked = objective == "masked"
+    data = CountingRows(seed=seed)
     model = ModelConfig(
-        vocab_size=17 if masked else 16,
+        vocab_size=data.vocab_size + masked,  # the encoder's extra id is [MASK]
         n_layer=2,
         n_head=2,
         n_embd=32,
@@ -92,7 +90,7 @@ def setting(
         seed=seed,
         objective=objective,
     )
-    return model, train, CountingRows(seed=seed)
+    return model, train, data
 
 
 def tiny_run(seed: int = 0, progress: bool = False, objective: str = "next_token") -> Run:
